@@ -1,0 +1,346 @@
+"""Fused Numba kernels: forward pass, loss and every particle's velocity (MATH.md §1–2).
+
+All parameters of a network live in one flat vector ``theta``; an int64 ``layout``
+array (one row per block, columns below) says where each block's ``u (m, k_in)``,
+``c (m,)`` and ``v (m, k_out)`` sit.  Features are stored transposed, one row per
+feature coordinate: ``HT[row_l : row_l + k_l, :]`` holds h⁽ˡ⁾ over the N samples, and
+``GT`` holds the back-propagated g⁽ˡ⁾ = ∂L/∂h⁽ˡ⁾ in the same rows.
+
+Cost O(N · Σ_l m_l k_l); extra memory O(N · Σ_l k_l) (the caller's workspace) plus
+per-thread tiles of ``TILE`` samples: no N × m array is ever formed.
+
+Determinism: every reduction runs over fixed tiles of ``TILE`` samples or over all
+particles in index order, inside one parallel iteration; parallel iterations write
+disjoint outputs and partial sums are combined in a fixed order.  Results are therefore
+bit-identical for any number of threads.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .activations import act_tile
+
+TILE = 64   # samples per tile: fixes the order of every sum over samples
+CHUNK = 16  # particles per parallel work item in the particle pass
+
+# layout columns
+M, KIN, KOUT, OFF_U, OFF_C, OFF_V, ACT, ROW = range(8)
+LAYOUT_COLUMNS = 8
+
+SQUARED, LOGISTIC = 0, 1          # losses
+PSI_IDENTITY, PSI_CLIP01 = 0, 1   # output functions ψ
+
+# Re-association and FMA contraction let the compiler vectorise the inner loops; NaN
+# and Inf semantics stay IEEE so that divergence is still detected.
+FM = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@njit(cache=True, fastmath=FM)
+def _preact(U, c, j, HinT, b0, nb, z):
+    """z[b] = u_j · h(x_{b0+b}) + c_j for b < nb."""
+    cj = c[j]
+    for b in range(nb):
+        z[b] = cj
+    for a in range(U.shape[1]):
+        uja = U[j, a]
+        for b in range(nb):
+            z[b] += uja * HinT[a, b0 + b]
+
+
+@njit(parallel=True, cache=True, fastmath=FM)
+def forward_block(U, c, V, act, scale, HinT, HoutT):
+    """h⁽ˡ⁾ = scale · Σ_j v_j σ(u_j·h⁽ˡ⁻¹⁾ + c_j), written to ``HoutT (k_out, N)``.
+
+    Shapes: U (m, k_in), c (m,), V (m, k_out), HinT (k_in, N), HoutT (k_out, N).
+    """
+    m = U.shape[0]
+    kout = V.shape[1]
+    n = HinT.shape[1]
+    ntiles = (n + TILE - 1) // TILE
+    for t in prange(ntiles):
+        b0 = t * TILE
+        nb = min(TILE, n - b0)
+        z = np.empty(TILE, dtype=U.dtype)
+        s = np.empty(TILE, dtype=U.dtype)
+        acc = np.zeros((kout, TILE), dtype=U.dtype)
+        for j in range(m):
+            _preact(U, c, j, HinT, b0, nb, z)
+            act_tile(act, z, s, s, nb, True, False)
+            for o in range(kout):
+                vjo = V[j, o]
+                for b in range(nb):
+                    acc[o, b] += vjo * s[b]
+        for o in range(kout):
+            for b in range(nb):
+                HoutT[o, b0 + b] = scale * acc[o, b]
+
+
+@njit(parallel=True, cache=True, fastmath=FM)
+def backprop_block(U, c, V, act, scale, HinT, GT, GprevT):
+    """g⁽ˡ⁻¹⁾(x) = scale · Σ_j (g⁽ˡ⁾(x)·v_j) σ'(z_j(x)) u_j, written to ``GprevT (k_in, N)``.
+
+    Shapes: GT (k_out, N) holds g⁽ˡ⁾; the others as in :func:`forward_block`.
+    """
+    m = U.shape[0]
+    kin = U.shape[1]
+    kout = V.shape[1]
+    n = HinT.shape[1]
+    ntiles = (n + TILE - 1) // TILE
+    for t in prange(ntiles):
+        b0 = t * TILE
+        nb = min(TILE, n - b0)
+        z = np.empty(TILE, dtype=U.dtype)
+        ds = np.empty(TILE, dtype=U.dtype)
+        q = np.empty(TILE, dtype=U.dtype)
+        acc = np.zeros((kin, TILE), dtype=U.dtype)
+        for j in range(m):
+            _preact(U, c, j, HinT, b0, nb, z)
+            act_tile(act, z, ds, ds, nb, False, True)
+            for b in range(nb):
+                q[b] = 0.0
+            for o in range(kout):
+                vjo = V[j, o]
+                for b in range(nb):
+                    q[b] += GT[o, b0 + b] * vjo
+            for b in range(nb):
+                q[b] *= ds[b]
+            for a in range(kin):
+                uja = U[j, a]
+                for b in range(nb):
+                    acc[a, b] += uja * q[b]
+        for a in range(kin):
+            for b in range(nb):
+                GprevT[a, b0 + b] = scale * acc[a, b]
+
+
+@njit(parallel=True, cache=True, fastmath=FM)
+def particle_velocity(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV):
+    """Velocities of one block's particles.
+
+    With z = u_j·h + c_j and the per-sample back-propagated g = g⁽ˡ⁾ (which already
+    carries the 1/N of the empirical mean):
+
+        VelV[j] = cv · Σ_x σ(z) g(x),      Velc[j] = cc · Σ_x (g·v_j) σ'(z),
+        VelU[j] = cu · Σ_x (g·v_j) σ'(z) h(x).
+
+    A zero coefficient skips that parameter and writes zeros (frozen parameters).
+    """
+    m = U.shape[0]
+    kin = U.shape[1]
+    kout = V.shape[1]
+    n = HinT.shape[1]
+    ntiles = (n + TILE - 1) // TILE
+    nchunks = (m + CHUNK - 1) // CHUNK
+    want_s = cv != 0.0
+    want_d = (cu != 0.0) or (cc != 0.0)
+    for ch in prange(nchunks):
+        j0 = ch * CHUNK
+        j1 = min(m, j0 + CHUNK)
+        z = np.empty(TILE, dtype=U.dtype)
+        s = np.empty(TILE, dtype=U.dtype)
+        ds = np.empty(TILE, dtype=U.dtype)
+        q = np.empty(TILE, dtype=U.dtype)
+        accu = np.zeros((CHUNK, kin), dtype=U.dtype)
+        accc = np.zeros(CHUNK, dtype=U.dtype)
+        accv = np.zeros((CHUNK, kout), dtype=U.dtype)
+        part = np.zeros(1, dtype=U.dtype)
+        for t in range(ntiles):
+            b0 = t * TILE
+            nb = min(TILE, n - b0)
+            for j in range(j0, j1):
+                jj = j - j0
+                _preact(U, c, j, HinT, b0, nb, z)
+                act_tile(act, z, s, ds, nb, want_s, want_d)
+                if want_s:
+                    for o in range(kout):
+                        part[0] = 0.0
+                        for b in range(nb):
+                            part[0] += s[b] * GT[o, b0 + b]
+                        accv[jj, o] += part[0]
+                if want_d:
+                    for b in range(nb):
+                        q[b] = 0.0
+                    for o in range(kout):
+                        vjo = V[j, o]
+                        for b in range(nb):
+                            q[b] += GT[o, b0 + b] * vjo
+                    for b in range(nb):
+                        q[b] *= ds[b]
+                    if cc != 0.0:
+                        part[0] = 0.0
+                        for b in range(nb):
+                            part[0] += q[b]
+                        accc[jj] += part[0]
+                    if cu != 0.0:
+                        for a in range(kin):
+                            part[0] = 0.0
+                            for b in range(nb):
+                                part[0] += q[b] * HinT[a, b0 + b]
+                            accu[jj, a] += part[0]
+        for j in range(j0, j1):
+            jj = j - j0
+            for a in range(kin):
+                VelU[j, a] = cu * accu[jj, a]
+            Velc[j] = cc * accc[jj]
+            for o in range(kout):
+                VelV[j, o] = cv * accv[jj, o]
+
+
+@njit(cache=True)
+def _softplus(x):
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+@njit(parallel=True, cache=True)
+def output_loss(hL, b_out, y, psi, loss, f, e, partial):
+    """Output f = ψ(h⁽ᴸ⁾ + b_out), per-tile loss sums and e = ℓ'(f, y) ψ'(·) / N.
+
+    ``hL (N,)`` is h⁽ᴸ⁾; ``f`` and ``e`` (N,) are written; ``partial (ntiles,)``
+    receives the loss summed over each tile, so the caller sums tiles in order.
+    Squared loss ½(f − y)²; logistic loss softplus(f) − y f (labels y ∈ [0, 1]).
+    """
+    n = hL.shape[0]
+    inv_n = 1.0 / n
+    ntiles = (n + TILE - 1) // TILE
+    for t in prange(ntiles):
+        b0 = t * TILE
+        acc = 0.0
+        for b in range(b0, min(n, b0 + TILE)):
+            pre = hL[b] + b_out
+            dpsi = 1.0
+            fb = pre
+            if psi == PSI_CLIP01:
+                if pre <= 0.0:
+                    fb = 0.0 * pre
+                    dpsi = 0.0
+                elif pre >= 1.0:
+                    fb = 1.0 + 0.0 * pre
+                    dpsi = 0.0
+            f[b] = fb
+            if loss == LOGISTIC:
+                acc += _softplus(fb) - y[b] * fb
+                ex = 1.0 / (1.0 + math.exp(-fb)) if fb >= 0 else math.exp(fb) / (1.0 + math.exp(fb))
+                e[b] = (ex - y[b]) * dpsi * inv_n
+            else:
+                r = fb - y[b]
+                acc += 0.5 * r * r
+                e[b] = r * dpsi * inv_n
+        partial[t] = acc
+
+
+@njit(cache=True)
+def block_views(theta, layout, l):
+    """(U, c, V) of block l as views of the flat parameter vector."""
+    m = layout[l, M]
+    kin = layout[l, KIN]
+    kout = layout[l, KOUT]
+    ou = layout[l, OFF_U]
+    oc = layout[l, OFF_C]
+    ov = layout[l, OFF_V]
+    U = theta[ou:ou + m * kin].reshape((m, kin))
+    c = theta[oc:oc + m]
+    V = theta[ov:ov + m * kout].reshape((m, kout))
+    return U, c, V
+
+
+@njit(cache=True)
+def _block_input(XT, HT, layout, l):
+    """h⁽ˡ⁻¹⁾ as (k_{l-1}, N): the inputs for block 0, else the previous block's rows."""
+    if l == 0:
+        return XT
+    rp = layout[l - 1, ROW]
+    return HT[rp:rp + layout[l - 1, KOUT]]
+
+
+@njit(cache=True)
+def forward(theta, layout, scales, XT, HT):
+    """Features of every block: fills ``HT`` (Σ_l k_l, N) from ``XT`` (d, N)."""
+    for l in range(layout.shape[0]):
+        U, c, V = block_views(theta, layout, l)
+        r = layout[l, ROW]
+        forward_block(U, c, V, layout[l, ACT], scales[l], _block_input(XT, HT, layout, l),
+                      HT[r:r + layout[l, KOUT]])
+
+
+@njit(cache=True)
+def _zero_block(vel, layout, l):
+    VU, Vc, VV = block_views(vel, layout, l)
+    VU[:] = 0.0
+    Vc[:] = 0.0
+    VV[:] = 0.0
+
+
+@njit(cache=True)
+def loss_and_velocity(theta, layout, scales, off_b, XT, y, psi, loss, coef, coef_b,
+                      HT, GT, f, partial, vel):
+    """Loss, output and every particle's velocity in one call.
+
+    Parameters
+    ----------
+    theta : (P,) flat parameters;  layout : (L, 8) int64 (columns in this module)
+    scales : (L,) output scale of each block (1/m_l mean-field, 1/√m_l NTK)
+    off_b : index of the output bias in ``theta`` (-1: none)
+    XT : (d, N) inputs, transposed;  y : (N,) targets
+    psi, loss : output-function and loss codes
+    coef : (L, 3) velocity coefficients of (u, c, v) per block:
+        velocity = coef · ∂L/∂θ, with L the finite-width empirical loss; a zero
+        coefficient skips the parameter and writes a zero velocity
+    coef_b : velocity coefficient of the output bias
+    HT, GT : (Σ_l k_l, N) work arrays (features h⁽ˡ⁾, back-propagated g⁽ˡ⁾)
+    f : (N,) receives the outputs;  partial : (ceil(N / TILE),) work array
+    vel : (P,) receives the velocities
+
+    Returns the empirical loss (1/N) Σ ℓ(f(x), y(x)).
+    """
+    nblocks = layout.shape[0]
+    n = XT.shape[1]
+    forward(theta, layout, scales, XT, HT)
+    last = nblocks - 1
+    rl = layout[last, ROW]
+    b_out = theta[off_b] if off_b >= 0 else 0.0
+    output_loss(HT[rl], b_out, y, psi, loss, f, GT[rl], partial)
+    total = 0.0
+    for t in range(partial.shape[0]):
+        total += partial[t]
+    total /= n
+    if off_b >= 0:
+        gb = 0.0
+        if coef_b != 0.0:
+            g = GT[rl]
+            for b in range(n):
+                gb += g[b]
+        vel[off_b] = coef_b * gb
+    # trainable[l]: does block l move?  below[l]: does any block under l move?
+    below = False
+    for l in range(nblocks):
+        for p in range(3):
+            if coef[l, p] != 0.0:
+                below = True
+    for l in range(last, -1, -1):
+        if not below:  # nothing at or under block l moves: no more back-propagation
+            _zero_block(vel, layout, l)
+            continue
+        U, c, V = block_views(theta, layout, l)
+        r = layout[l, ROW]
+        kout = layout[l, KOUT]
+        HinT = _block_input(XT, HT, layout, l)
+        s = scales[l]
+        if coef[l, 0] != 0.0 or coef[l, 1] != 0.0 or coef[l, 2] != 0.0:
+            VU, Vc, VV = block_views(vel, layout, l)
+            particle_velocity(U, c, V, layout[l, ACT], HinT, GT[r:r + kout],
+                              coef[l, 0] * s, coef[l, 1] * s, coef[l, 2] * s, VU, Vc, VV)
+        else:
+            _zero_block(vel, layout, l)
+        below = False
+        for lb in range(l):
+            for p in range(3):
+                if coef[lb, p] != 0.0:
+                    below = True
+        if below:
+            rp = layout[l - 1, ROW]
+            backprop_block(U, c, V, layout[l, ACT], s, HinT, GT[r:r + kout],
+                           GT[rp:rp + layout[l, KIN]])
+    return total

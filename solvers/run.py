@@ -1,0 +1,259 @@
+"""The run loop: integrate dθ/dt = V(θ) through a schedule, yielding states as it goes.
+
+:func:`iterate` is a generator that yields a :class:`State` every ``every`` steps (and
+always the first and the final state); :func:`solve` runs it to the end, calling
+recording hooks on every yielded state.  A state carries everything needed to continue
+the run exactly (the noise is keyed by (seed, step), so no generator state exists):
+pass it back as ``state=`` to resume.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from .noise import add_noise
+from .rk import RungeKutta, get_method
+from .schedule import Stage, resolve
+
+
+class DivergenceError(RuntimeError):
+    """The objective became non-finite.  ``state`` is the last state with a finite
+    objective (None if the initial state already was non-finite)."""
+
+    def __init__(self, message: str, state: "State | None"):
+        super().__init__(message)
+        self.state = state
+
+
+@dataclass(frozen=True)
+class Stop:
+    """When to stop: flow time ``t_end``, ``steps`` taken, or objective ≤ ``loss_tol``.
+
+    The run also stops when a schedule whose stages all have a length is over.
+    """
+
+    t_end: float | None = None
+    steps: int | None = None
+    loss_tol: float | None = None
+
+    def __post_init__(self):
+        if self.t_end is not None and not self.t_end >= 0:
+            raise ValueError(f"Stop: t_end must be >= 0, got {self.t_end}")
+        if self.steps is not None and (int(self.steps) != self.steps or self.steps < 0):
+            raise ValueError(f"Stop: steps must be a non-negative integer, got {self.steps}")
+
+
+@dataclass
+class State:
+    """A point of a run.
+
+    y : (P,) the particles (a copy owned by this state)
+    t : flow time;  step : steps taken;  loss : objective at ``y``
+    stage : index of the current stage;  stage_t0, stage_step0 : where it began
+    dt : step size for the next step (adaptive methods change it)
+    seed : key of the noise streams
+    done : None while running, else why the run stopped ("t_end", "steps",
+        "loss_tol", "schedule")
+    rejected : rejected adaptive steps so far
+    """
+
+    y: np.ndarray
+    t: float = 0.0
+    step: int = 0
+    loss: float = math.nan
+    stage: int = 0
+    stage_t0: float = 0.0
+    stage_step0: int = 0
+    dt: float = 0.0
+    seed: int = 0
+    done: str | None = None
+    rejected: int = 0
+
+    def copy(self) -> "State":
+        return replace(self, y=self.y.copy())
+
+
+def _eps(t: float) -> float:
+    return 1e-12 * max(1.0, abs(t))
+
+
+def iterate(field, y0: np.ndarray | None = None, *, method: str = "euler", dt: float = 1e-2,
+            schedule: Sequence[Stage] = (), stop: Stop = Stop(), every: int = 1, seed: int = 0,
+            rtol: float = 1e-6, atol: float = 1e-9, dt_min: float = 1e-14,
+            state: State | None = None) -> Iterator[State]:
+    """Integrate the particle system ``field`` (see :mod:`solvers.field`).
+
+    Parameters
+    ----------
+    field : velocity field with ``groups``, ``size`` and ``field(y, out, scales, step)``
+    y0 : (P,) initial state (copied), unless ``state`` resumes a run
+    method : "euler", "heun", "rk4" (fixed step ``dt``) or "rk45" (adaptive, initial
+        step ``dt``, tolerances ``rtol``/``atol`` on the moving groups)
+    schedule : stages (default: one open-ended stage where everything trainable moves)
+    stop : when to stop;  every : yield every ``every`` steps
+    seed : key of the Langevin noise
+    state : a yielded state to continue from (the same field, method and schedule)
+
+    Yields the state (a copy) at step 0, every ``every`` steps, and at the end, with
+    ``done`` set on the last one.  Raises :class:`DivergenceError` when the objective
+    becomes non-finite.
+    """
+    tab = get_method(method)
+    stages = list(schedule) or [Stage()]
+    for i, s in enumerate(stages[:-1]):
+        if s.open_ended:
+            raise ValueError(f"stage {i + 1} of {len(stages)} has neither duration nor steps; "
+                             "only the last stage may be open-ended")
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0, got {dt}")
+    if int(every) != every or every < 1:
+        raise ValueError(f"every must be a positive integer, got {every}")
+    if tab.adaptive and any(s.langevin is not None and s.langevin.tau > 0 for s in stages):
+        raise ValueError("adaptive steps (rk45) cannot be combined with Langevin noise; "
+                         "use euler, heun or rk4")
+    if tab.adaptive and any(s.steps is not None for s in stages):
+        raise ValueError("adaptive steps (rk45) need stages given by duration, not steps")
+    groups = list(field.groups)
+    resolved = [resolve(s, groups) for s in stages]
+
+    if state is None:
+        if y0 is None:
+            raise ValueError("give y0 or a state to resume from")
+        y0 = np.asarray(y0)
+        if y0.shape != (field.size,):
+            raise ValueError(f"y0 must have shape ({field.size},), got {y0.shape}")
+        st = State(y=y0.copy(), dt=float(dt), seed=int(seed))
+    else:
+        st = state.copy()
+        st.done = None
+        if st.dt <= 0:
+            st.dt = float(dt)
+    dtype = st.y.dtype
+    stepper = RungeKutta(tab, field.size, dtype)
+    y_new = np.empty_like(st.y)
+    scratch = np.empty_like(st.y)
+    last_good: State | None = None
+
+    def drift(rs, step):
+        lam = rs.stage.langevin.lam if rs.stage.langevin is not None else 0.0
+
+        def F(y, out):
+            val = field(y, out, rs.scales, step)
+            if lam > 0:
+                for i in rs.moving:
+                    g = groups[i]
+                    out[g.start:g.stop] -= (lam * rs.scales[i]) * y[g.start:g.stop]
+            return val
+        return F
+
+    def stage_end(rs_stage):
+        """(end time or inf, end step or None) of the current stage."""
+        s = rs_stage
+        if s.duration is not None:
+            return st.stage_t0 + s.duration, None
+        if s.steps is not None:
+            return math.inf, st.stage_step0 + s.steps
+        return math.inf, None
+
+    while True:
+        # move on to the next stage when this one is over
+        schedule_over = False
+        while True:
+            t_stage, n_stage = stage_end(stages[st.stage])
+            over = (st.t >= t_stage - _eps(t_stage)) or (n_stage is not None and st.step >= n_stage)
+            if not over:
+                break
+            if st.stage + 1 == len(stages):
+                schedule_over = True
+                break
+            st.stage += 1
+            st.stage_t0, st.stage_step0 = st.t, st.step
+        rs = resolved[st.stage]
+        F = drift(rs, st.step)
+        K0 = stepper.K[0]
+        loss = float(F(st.y, K0))
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"the objective became non-finite ({loss}) at step {st.step}, t = {st.t:.6g}; "
+                + ("the last finite state is in .state (step "
+                   f"{last_good.step})" if last_good is not None else "at the initial state"),
+                last_good)
+        st.loss = loss
+        if schedule_over:
+            st.done = "schedule"
+        elif stop.t_end is not None and st.t >= stop.t_end - _eps(stop.t_end):
+            st.done = "t_end"
+        elif stop.steps is not None and st.step >= stop.steps:
+            st.done = "steps"
+        elif stop.loss_tol is not None and loss <= stop.loss_tol:
+            st.done = "loss_tol"
+        if st.done is not None or st.step % every == 0:
+            yield st.copy()
+        if st.done is not None:
+            return
+        last_good = st.copy()
+
+        # the step: clip to the end of the stage and to t_end
+        t_lim = min(t_stage, stop.t_end if stop.t_end is not None else math.inf)
+        while True:
+            h = min(st.dt, t_lim - st.t)
+            clipped = h < st.dt
+            err = stepper.step(F, st.y, h, y_new)
+            if err is None:
+                break
+            # adaptive: RMS of err / (atol + rtol max(|y|, |y_new|)) over moving groups
+            num = 0.0
+            cnt = 0
+            for i in rs.moving:
+                g = groups[i]
+                sc = scratch[g.start:g.stop]
+                np.maximum(np.abs(st.y[g.start:g.stop]), np.abs(y_new[g.start:g.stop]), out=sc)
+                sc *= rtol
+                sc += atol
+                np.divide(err[g.start:g.stop], sc, out=sc)
+                num += float(np.dot(sc, sc))
+                cnt += g.size
+            en = math.sqrt(num / cnt) if cnt else 0.0
+            if not math.isfinite(en):
+                en = math.inf
+            factor = 5.0 if en == 0 else min(5.0, max(0.2, 0.9 * en ** (-1.0 / (tab.order_hat + 1))))
+            if en <= 1.0:
+                if not clipped:
+                    st.dt = h * factor
+                else:
+                    st.dt = max(st.dt, h * factor)
+                break
+            st.rejected += 1
+            st.dt = h * factor
+            if st.dt < dt_min:
+                raise DivergenceError(
+                    f"adaptive step size fell below dt_min = {dt_min:g} at step {st.step}, "
+                    f"t = {st.t:.6g}; the last accepted state is in .state", last_good)
+        lv = rs.stage.langevin
+        if lv is not None and lv.tau > 0:
+            for i in rs.moving:
+                g = groups[i]
+                add_noise(y_new, g.start, g.stop, math.sqrt(2.0 * rs.scales[i] * lv.tau * h),
+                          st.seed, st.step)
+        for proj, idx in rs.projections:
+            proj.apply(y_new, groups, idx)
+        st.y, y_new = y_new, st.y
+        st.t = t_lim if clipped else st.t + h  # land exactly on stage ends and t_end
+        st.step += 1
+
+
+def solve(field, y0: np.ndarray | None = None, *, hooks: Sequence[Callable[[State], None]] = (),
+          **kwargs) -> State:
+    """Run :func:`iterate` to the end, calling every hook on every yielded state.
+
+    Returns the final state.  Keyword arguments are those of :func:`iterate`.
+    """
+    final = None
+    for s in iterate(field, y0, **kwargs):
+        for hook in hooks:
+            hook(s)
+        final = s
+    return final
