@@ -15,78 +15,20 @@ with different settings.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from . import _kernels as K
 from .activations import ACTIVATION_NAMES, act_numpy, activation_code
+from .data import as_rng
+from .init import Gaussian, Sphere, Zero
 
 OUTPUTS = {"identity": K.PSI_IDENTITY, "clip01": K.PSI_CLIP01}
 SCALINGS = ("mf", "ntk")
 PARAMS = ("u", "c", "v")
 
 
-# ----------------------------------------------------------------------------------
-# initial laws
-# ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Gaussian:
-    """Entries i.i.d. N(mean, std²)."""
-
-    std: float = 1.0
-    mean: float = 0.0
-
-    def sample(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
-        if not self.std >= 0:
-            raise ValueError(f"Gaussian init: std must be >= 0, got {self.std}")
-        return self.mean + self.std * rng.standard_normal(shape)
-
-
-@dataclass(frozen=True)
-class Sphere:
-    """Each particle's row uniform on the sphere of the given radius in R^k.
-
-    For a scalar parameter (shape (m,)) the "sphere" in R¹ is {−radius, +radius}.
-    """
-
-    radius: float = 1.0
-
-    def sample(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
-        if not self.radius >= 0:
-            raise ValueError(f"Sphere init: radius must be >= 0, got {self.radius}")
-        g = rng.standard_normal(shape if len(shape) == 2 else (shape[0], 1))
-        norms = np.linalg.norm(g, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        out = self.radius * g / norms
-        return out.reshape(shape)
-
-
-@dataclass(frozen=True)
-class Constant:
-    """Every entry equal to ``value``."""
-
-    value: float = 0.0
-
-    def sample(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
-        return np.full(shape, float(self.value))
-
-
-def Zero() -> Constant:
-    """Every entry zero."""
-    return Constant(0.0)
-
-
-def _as_rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(seed)
-
-
-# ----------------------------------------------------------------------------------
-# blocks and networks
-# ----------------------------------------------------------------------------------
 class Block:
     """One mean-field block: m particles (u_i, c_i, v_i).
 
@@ -377,7 +319,7 @@ def two_layer(d: int, m: int, activation: str = "relu", *, bias: bool = True,
 
     Defaults: u ~ N(0, I/d), c ~ N(0, 1), v ~ N(0, 1).
     """
-    rng = _as_rng(seed)
+    rng = as_rng(seed)
     blk = _block(rng, m, d, 1, activation, bias, u_init or Gaussian(1 / math.sqrt(d)),
                  c_init or Gaussian(1.0), v_init or Gaussian(1.0))
     return Network([blk], output=output, scaling=scaling, dtype=dtype)
@@ -402,7 +344,7 @@ def rzg_three_layer(d: int, m1: int, m2: int, k: int = 1, activations=("relu", "
     defaults.update(inits)
     if len(activations) != 2:
         raise ValueError(f"activations: expected 2 names, got {len(activations)}")
-    rng = _as_rng(seed)
+    rng = as_rng(seed)
     b1 = _block(rng, m1, d, k, activations[0], bias, defaults["1.u"], defaults["1.c"], defaults["1.v"])
     b2 = _block(rng, m2, k, 1, activations[1], bias, defaults["2.u"], defaults["2.c"], defaults["2.v"])
     return Network([b1, b2], output=output, scaling=scaling, dtype=dtype)
@@ -416,7 +358,7 @@ def sl_depth2(d: int, r: int, *, seed=0, dtype=np.float64) -> Network:
     With velocity −η r ∂L/∂v, an Euler step of size dt is gradient descent on w with
     learning rate η·dt/r.
     """
-    rng = _as_rng(seed)
+    rng = as_rng(seed)
     blk = _block(rng, r, d, 1, "erf", True, Gaussian(0.5), Gaussian(0.5), Gaussian(1.0),
                  train=("v",))
     return Network([blk], output="clip01", scaling="mf", dtype=dtype)
@@ -428,7 +370,7 @@ def sl_depth1(d: int, r: int, activation: str = "relu", *, seed=0, dtype=np.floa
     Mean-field form: one block (v_j = r·w_j, scale 1/r) and a trained output bias b₀ = 0.
     Initialisation as the depth-2 learner: u ~ N(0, I/4), c ~ N(0, 1/4), v ~ N(0, 1).
     """
-    rng = _as_rng(seed)
+    rng = as_rng(seed)
     blk = _block(rng, r, d, 1, activation, True, Gaussian(0.5), Gaussian(0.5), Gaussian(1.0))
     return Network([blk], output="identity", scaling="mf", out_bias=0.0, dtype=dtype)
 
@@ -449,7 +391,7 @@ def stack(d: int, widths: Sequence[int], bottlenecks: Sequence[int] = (), activa
     if len(activations) != L:
         raise ValueError(f"activations: expected {L} names for {L} blocks, got {len(activations)}")
     dims = [d] + bottlenecks + [1]
-    rng = _as_rng(seed)
+    rng = as_rng(seed)
     blocks = [_block(rng, widths[l], dims[l], dims[l + 1], activations[l], bias,
                      Gaussian(1 / math.sqrt(dims[l])), Gaussian(1.0), Gaussian(1.0))
               for l in range(L)]

@@ -1,0 +1,50 @@
+"""Training a network: the objective, the solver and an in-memory history in one call."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import solvers
+
+from .network import Network
+from .objective import Objective
+
+
+@dataclass
+class History:
+    """In-memory recorder: one row per yielded state (a recording hook)."""
+
+    step: list = field(default_factory=list)
+    t: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+
+    def __call__(self, state: solvers.State) -> None:
+        self.step.append(state.step)
+        self.t.append(state.t)
+        self.loss.append(state.loss)
+
+    def arrays(self) -> dict:
+        return {"step": np.array(self.step), "t": np.array(self.t), "loss": np.array(self.loss)}
+
+
+@dataclass
+class TrainResult:
+    network: Network          # the trained network (a new object; the input is untouched)
+    state: solvers.State      # the final solver state (resumable)
+    history: History
+
+
+def train(network: Network, data, *, loss: str = "squared", hooks=(), **solver_kwargs) -> TrainResult:
+    """Train ``network`` on ``data`` by the Wasserstein gradient flow of the loss.
+
+    ``data`` is a :class:`~meanfield.objective.Dataset` or :class:`~meanfield.objective.Stream`;
+    solver keywords (method, dt, schedule, stop, every, seed, rtol, atol, state) go to
+    :func:`solvers.iterate`.  Every yielded state is recorded in the history and passed
+    to each hook.  On divergence :class:`solvers.DivergenceError` propagates, carrying the
+    last finite state.
+    """
+    obj = Objective(network, data, loss=loss)
+    hist = History()
+    final = solvers.solve(obj, network.theta, hooks=(hist, *hooks), **solver_kwargs)
+    return TrainResult(network.with_theta(final.y.copy()), final, hist)
