@@ -38,7 +38,7 @@ def build(act, L, k, *, bias=True, freeze=None, output="identity", out_bias=None
         c = 0.5 * rng.standard_normal(widths[l])
         v = rng.standard_normal((widths[l], dims[l + 1]))
         if output == "clip01" and l == L - 1:
-            v = (0.5 if L == 1 else 6.0) * v  # with the output bias 0.5: ψ clips some samples, not all
+            v = (1.0 if L == 1 else 6.0) * v  # with the output bias 0.5: ψ clips some samples, not all
         blocks.append(mf.Block(u, c, v, act, bias=bias, train=train))
     if output == "clip01" and out_bias is None:
         out_bias = 0.5
