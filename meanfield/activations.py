@@ -96,7 +96,7 @@ def act_deriv(code, z):
     return 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def act_tile(code, z, s, ds, n, want_s, want_d):
     """Fill ``s[:n] = σ(z[:n])`` (if ``want_s``) and ``ds[:n] = σ'(z[:n])`` (if ``want_d``).
 

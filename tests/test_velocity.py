@@ -143,3 +143,17 @@ def test_features_match_numpy_forward():
     for a, b in zip(h, h_ref):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(net(X), f_ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("d,k", [(13, 9), (8, 4), (16, 1)])
+def test_wide_inputs_exercise_every_unrolled_path(d, k):
+    """Input widths that hit the 8-, 4- and 1-coordinate passes of the kernels."""
+    rng = np.random.default_rng(d)
+    net = mf.stack(d, [21, 18], [k], ["softplus", "tanh"], seed=d)
+    X = rng.standard_normal((150, d))
+    ds = mf.Dataset(X, rng.standard_normal(150))
+    L, V = mf.Objective(net, ds).velocity()
+    Lref, g = loss_and_grad(net, ds.X, ds.y)
+    assert L == pytest.approx(Lref, rel=1e-12)
+    Vref = -rate_vector(net) * g
+    assert np.max(np.abs(V - Vref)) <= 1e-12 * np.max(np.abs(Vref))

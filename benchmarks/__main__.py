@@ -1,0 +1,45 @@
+"""Benchmarks: ``python -m benchmarks {step,memory} [options]``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("step", help="time one Euler step on the reference problem")
+    st.add_argument("--d", type=int, default=16)
+    st.add_argument("--n", type=int, default=8192, help="samples")
+    st.add_argument("--m", type=int, default=4096, help="particles per block")
+    st.add_argument("--k", type=int, default=1, help="bottleneck width")
+    st.add_argument("--reps", type=int, default=10, help="timed steps")
+    st.add_argument("--mem-n", type=int, default=65536)
+    st.add_argument("--mem-m", type=int, default=16384)
+    st.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    st.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    me = sub.add_parser("memory", help="peak memory of one step (prints one JSON line)")
+    me.add_argument("--d", type=int, default=16)
+    me.add_argument("--n", type=int, default=65536)
+    me.add_argument("--m", type=int, default=16384)
+    me.add_argument("--k", type=int, default=1)
+    args = ap.parse_args(argv)
+    for name in ("d", "n", "m", "k"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be >= 1")
+    if args.cmd == "memory":
+        from . import memory
+        memory.run(args)
+        return 0
+    from . import step
+    res = step.run(args)
+    print(step.report(res))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
