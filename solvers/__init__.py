@@ -3,6 +3,7 @@
 This package integrates particle systems given a velocity field (see
 :mod:`solvers.field`); it knows nothing about neural networks.
 """
+from .ensemble import Ensemble
 from .field import Group, VelocityField, match_groups
 from .noise import add_noise, counter_normal, normals
 from .rk import EULER, HEUN, METHODS, RK4, RK45, RungeKutta, Tableau, get_method
@@ -10,7 +11,7 @@ from .run import DivergenceError, State, Stop, iterate, solve
 from .schedule import BallProjection, BoxProjection, Langevin, Stage, resolve
 
 __all__ = [
-    "Group", "VelocityField", "match_groups",
+    "Ensemble", "Group", "VelocityField", "match_groups",
     "add_noise", "counter_normal", "normals",
     "EULER", "HEUN", "METHODS", "RK4", "RK45", "RungeKutta", "Tableau", "get_method",
     "DivergenceError", "State", "Stop", "iterate", "solve",

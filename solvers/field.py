@@ -62,7 +62,9 @@ def match_groups(groups: Sequence[Group], patterns, what: str = "pattern") -> li
     """Indices of the groups whose names match any of the fnmatch ``patterns``.
 
     A pattern without a dot also matches every group under it: ``"2"`` means ``"2.*"``.
-    A pattern that matches nothing is an error (a typo must not freeze nothing silently).
+    In an ensemble (names ``"<member>/<group>"``) a pattern without ``/`` matches the
+    part after the ``/``, in every member.  A pattern that matches nothing is an error
+    (a typo must not freeze nothing silently).
     """
     if isinstance(patterns, str):
         patterns = [patterns]
@@ -70,7 +72,8 @@ def match_groups(groups: Sequence[Group], patterns, what: str = "pattern") -> li
     names = [g.name for g in groups]
     for pat in patterns:
         pats = [pat] if "." in pat or "*" in pat else [pat, pat + ".*"]
-        idx = [i for i, n in enumerate(names) if any(fnmatch.fnmatchcase(n, p) for p in pats)]
+        keys = names if "/" in pat else [n.rsplit("/", 1)[-1] for n in names]
+        idx = [i for i, n in enumerate(keys) if any(fnmatch.fnmatchcase(n, p) for p in pats)]
         if not idx:
             raise ValueError(f"{what} {pat!r} matches no group; groups are {', '.join(names)}")
         hits.extend(idx)

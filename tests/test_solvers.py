@@ -298,3 +298,24 @@ def test_fresh_samples_each_step_are_deterministic():
     c = mf.train(net, stream.draw(0), dt=0.1, stop=Stop(steps=1))
     d = mf.train(net, stream, dt=0.1, stop=Stop(steps=1))
     assert c.state.y.tobytes() == d.state.y.tobytes()
+
+
+def test_ensemble_moves_members_as_if_alone():
+    """Networks of several widths and seeds in one solver loop, through one schedule."""
+    members = []
+    for m, seed in ((8, 0), (16, 1), (16, 2)):
+        _, ds = small_problem("tanh", seed=seed)
+        net = mf.rzg_three_layer(3, m, m, k=2, activations=("tanh", "tanh"), seed=seed)
+        members.append((net, mf.Objective(net, ds)))
+    ens = solvers.Ensemble([o for _, o in members], names=["w8", "w16a", "w16b"])
+    sched = [Stage(duration=0.2, freeze=("2",)), Stage(time_scales={"w16b/1": 0.5})]
+    kw = dict(method="rk4", dt=0.05, stop=Stop(t_end=0.5))
+    s = solvers.solve(ens, ens.pack([n.theta for n, _ in members]), schedule=sched, **kw)
+    assert s.loss == pytest.approx(float(np.sum(ens.last_values)), rel=1e-14)
+    for (net, obj), y, name in zip(members, ens.unpack(s.y), ens.names):
+        alone_sched = [Stage(duration=0.2, freeze=("2",)),
+                       Stage(time_scales={"1": 0.5} if name == "w16b" else {})]
+        alone = solvers.solve(obj, net.theta, schedule=alone_sched, **kw)
+        assert y.tobytes() == alone.y.tobytes()
+    with pytest.raises(ValueError, match="matches no group"):
+        solvers.resolve(Stage(freeze=("w32/1.u",)), ens.groups)
