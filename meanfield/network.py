@@ -208,7 +208,8 @@ class Network:
 
         With mean-field scaling this makes a particle's velocity −η ∇_θ δL/δμ_l(θ),
         so that an Euler step of size dt is gradient descent with learning rate
-        η m_l dt on block l's parameters.  The output bias uses the last block's rate.
+        η m_l dt on block l's parameters.  The output bias b, a single O(1) parameter,
+        moves with velocity −η ∂L/∂b (rate 1) in both scalings.
         """
         return np.array(self.widths, dtype=float) if self.scaling == "mf" else np.ones(self.L)
 

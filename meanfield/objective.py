@@ -126,7 +126,7 @@ class Objective:
         L = self.network.L
         self._coef[:] = -np.asarray(scales[:3 * L], dtype=float).reshape(L, 3) * self._rates[:, None]
         if self.network.has_out_bias:
-            return -float(scales[3 * L]) * float(self._rates[-1])
+            return -float(scales[3 * L])  # the output bias: rate 1
         return 0.0
 
     def __call__(self, theta, out, scales, step: int = 0) -> float:
@@ -159,9 +159,8 @@ class Objective:
         """−dL/dt along the flow: Σ_g ‖V_g‖² / (η_g rate_g) over moving groups g.
 
         Since V = −η · rate · ∂L/∂θ, this is −∂L/∂θ · V.  Under mean-field scaling it is
-        Σ_l η_l ∫‖∇_θ δL/δμ_l‖² dμ_l, the energy identity of MATH.md §2 (the output
-        bias counts as one particle of weight 1/m_L).  It holds without projections or
-        noise.
+        Σ_l η_l ∫‖∇_θ δL/δμ_l‖² dμ_l (plus η_b (∂L/∂b)² for an output bias), the energy
+        identity of MATH.md §2.  It holds without projections or noise.
         """
         scales = self.default_scales() if scales is None else np.asarray(scales)
         L = self.network.L
@@ -169,7 +168,7 @@ class Objective:
         for i, (g, eta) in enumerate(zip(self.groups, scales)):
             if eta == 0:
                 continue
-            rate = self._rates[min(i // 3, L - 1)]
+            rate = 1.0 if g.name == "out.b" else self._rates[i // 3]
             v = g.view(velocity).astype(float)
             total += float(np.sum(v * v)) / (eta * rate)
         return total

@@ -58,6 +58,7 @@ class State:
     done : None while running, else why the run stopped ("t_end", "steps",
         "loss_tol", "schedule")
     rejected : rejected adaptive steps so far
+    velocity : on yielded states, the velocity at ``y`` (a copy; None otherwise)
     """
 
     y: np.ndarray
@@ -71,9 +72,11 @@ class State:
     seed: int = 0
     done: str | None = None
     rejected: int = 0
+    velocity: np.ndarray | None = None
 
     def copy(self) -> "State":
-        return replace(self, y=self.y.copy())
+        return replace(self, y=self.y.copy(),
+                       velocity=None if self.velocity is None else self.velocity.copy())
 
 
 def _eps(t: float) -> float:
@@ -191,7 +194,9 @@ def iterate(field, y0: np.ndarray | None = None, *, method: str = "euler", dt: f
         elif stop.loss_tol is not None and loss <= stop.loss_tol:
             st.done = "loss_tol"
         if st.done is not None or st.step % every == 0:
-            yield st.copy()
+            out = st.copy()
+            out.velocity = K0.copy()
+            yield out
         if st.done is not None:
             return
         last_good = st.copy()

@@ -53,11 +53,12 @@ def loss_and_grad(net, X, y, loss="squared"):
 
 
 def rate_vector(net):
-    """Per-entry rate (m_l for mean-field, 1 for NTK): velocity = −η · rate · ∂L/∂θ."""
+    """Per-entry rate (m_l for mean-field, 1 for NTK, 1 for the output bias):
+    velocity = −η · rate · ∂L/∂θ."""
     r = np.zeros(net.n_params)
     for name, start, shape, _ in net.groups():
-        l = net.L - 1 if name == "out.b" else int(name.split(".")[0]) - 1
-        r[start:start + int(np.prod(shape))] = net.rates[l]
+        rate = 1.0 if name == "out.b" else net.rates[int(name.split(".")[0]) - 1]
+        r[start:start + int(np.prod(shape))] = rate
     return r
 
 
