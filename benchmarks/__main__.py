@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m benchmarks {step,memory} [options]``."""
+"""Benchmarks: ``python -m benchmarks {step,memory,recording} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -24,10 +24,21 @@ def main(argv=None) -> int:
     me.add_argument("--n", type=int, default=65536)
     me.add_argument("--m", type=int, default=16384)
     me.add_argument("--k", type=int, default=1)
+    rc = sub.add_parser("recording", help="overhead of HDF5 recording on the reference problem")
+    rc.add_argument("--d", type=int, default=16)
+    rc.add_argument("--n", type=int, default=8192)
+    rc.add_argument("--m", type=int, default=4096)
+    rc.add_argument("--k", type=int, default=1)
+    rc.add_argument("--steps", type=int, default=200)
+    rc.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
     for name in ("d", "n", "m", "k"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be >= 1")
+    if args.cmd == "recording":
+        from . import recording
+        recording.run(args)
+        return 0
     if args.cmd == "memory":
         from . import memory
         memory.run(args)

@@ -484,6 +484,11 @@ def _toml_key(k: str) -> str:
     return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
 
 
+def dumps_raw(raw: dict) -> str:
+    """TOML text of any table of TOML values (sections written as inline tables)."""
+    return "\n".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in raw.items()) + "\n"
+
+
 def dumps(cfg: dict) -> str:
     """TOML text of a resolved configuration (round-trips through :func:`load`)."""
     lines = [f"seed = {cfg['seed']}", ""]

@@ -28,14 +28,17 @@ class RunFileError(ValueError):
 
 
 def velocity_norms(network, velocity) -> np.ndarray:
-    """(L,) the L²(μ_l) norm of each block's velocity: √((1/m_l) Σ_i ‖V_i‖²)."""
+    """(L,) the L²(μ_l) norm of each block's velocity: √((1/m_l) Σ_i ‖V_i‖²).
+
+    (Plain NumPy reductions, no BLAS: a BLAS call inside the run loop leaves OpenBLAS
+    threads spinning on the cores the Numba kernels need; measured 25 % slower steps.)
+    """
     out = np.zeros(network.L)
     for name, start, shape, _ in network.groups():
         if name == "out.b":
             continue
-        l = int(name.split(".")[0]) - 1
-        v = velocity[start:start + int(np.prod(shape))].astype(float)
-        out[l] += float(v @ v)
+        v = velocity[start:start + int(np.prod(shape))]
+        out[int(name.split(".")[0]) - 1] += float(np.square(v, dtype=np.float64).sum())
     return np.sqrt(out / np.array(network.widths, dtype=float))
 
 
@@ -67,7 +70,7 @@ class Recorder:
 
     def __call__(self, state) -> None:
         r = self.record
-        wrote = False
+        wrote = forced = False
         if state.step % r["series_every"] == 0 or state.done is not None:
             test = math.nan
             if self.test_loss is not None and (state.step % r["test_every"] == 0 or state.done is not None):
@@ -81,16 +84,16 @@ class Recorder:
                 and self.last_snapshot_step != state.step:
             self._snapshot(state.step, state.t, state.y)
             self.last_snapshot_step = state.step
-            wrote = True
+            wrote = forced = True
         if state.step % r["checkpoint_every"] == 0 or state.done is not None:
             self._checkpoint(state)
-            wrote = True
+            wrote = forced = True
         if wrote:
-            self._commit()
+            self._commit(forced or state.done is not None)
 
     def finish(self, status: str, message: str = "") -> None:
         self._status(status, message)
-        self._commit()
+        self._commit(True)
 
     # backends implement these
     def _series(self, row: dict) -> None:
@@ -105,7 +108,7 @@ class Recorder:
     def _status(self, status, message) -> None:
         raise NotImplementedError
 
-    def _commit(self) -> None:
+    def _commit(self, force: bool) -> None:
         pass
 
 
@@ -163,9 +166,14 @@ def _split_block(network, thetas, l):
 class H5Recorder(Recorder):
     """Writes the run file (docs/format.md).  Use :meth:`create` or :meth:`resume`."""
 
+    BATCH_ROWS = 256
+    BATCH_SECONDS = 1.0
+
     def __init__(self, f, network, record, test_loss=None, wall_offset: float = 0.0):
         super().__init__(network, record, test_loss, wall_offset)
         self.f = f
+        self._rows = []
+        self._last_commit = time.perf_counter()
         self.n_series = int(f.attrs["n_series"])
         self.n_snapshots = int(f.attrs["n_snapshots"])
         if self.n_snapshots:
@@ -264,11 +272,21 @@ class H5Recorder(Recorder):
         ds[n] = value
 
     def _series(self, row):
+        self._rows.append(row)
+
+    def _write_rows(self):
+        """Write the buffered series rows (one resize and one write per dataset)."""
+        if not self._rows:
+            return
         s = self.f["series"]
-        n = self.n_series
-        for k, v in row.items():
-            self._append(s[k], n, v)
-        self.n_series = n + 1
+        n, k = self.n_series, len(self._rows)
+        for key in self._rows[0]:
+            ds = s[key]
+            if ds.shape[0] < n + k:
+                ds.resize(n + k, axis=0)
+            ds[n:n + k] = np.array([r[key] for r in self._rows])
+        self.n_series = n + k
+        self._rows = []
 
     def _snapshot(self, step, t, theta):
         sn = self.f["snapshots"]
@@ -296,7 +314,16 @@ class H5Recorder(Recorder):
         self.f.attrs["status"] = status
         self.f.attrs["message"] = message
 
-    def _commit(self):
+    def _commit(self, force):
+        """Make written rows visible.  Series rows are buffered and written when a
+        snapshot or checkpoint is taken, at the end, every ``BATCH_ROWS`` rows or after
+        ``BATCH_SECONDS`` of wall time, whichever comes first: a crash loses at most
+        that many rows, never the file's consistency (they are recorded again on resume,
+        which restarts at the checkpoint)."""
+        if not force and len(self._rows) < self.BATCH_ROWS \
+                and time.perf_counter() - self._last_commit < self.BATCH_SECONDS:
+            return
+        self._write_rows()
         self.f.flush()  # rows first ...
         a = self.f.attrs
         a["n_series"] = self.n_series
@@ -306,6 +333,7 @@ class H5Recorder(Recorder):
             a["checkpoint_slot"] = slot
             self._pending_slot = None
         self.f.flush()  # ... then the counters that make them visible
+        self._last_commit = time.perf_counter()
 
     def close(self):
         if self.f.id.valid:

@@ -1,0 +1,273 @@
+"""HDF5 run files, the reader, and the ``meanfield`` command line."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import meanfield as mf
+import solvers
+from meanfield import cli, config as C
+from meanfield.store import FORMAT_VERSION, H5Recorder, MemoryRecorder, RunFileError, open_run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = """
+seed = 2
+[model]
+d = 3
+widths = [16, 12]
+bottleneck = [2]
+activations = ["tanh", "relu"]
+[data]
+distribution = "ball"
+radius = 2.0
+n_train = 64
+n_test = 32
+[solver]
+method = "heun"
+dt = 0.2
+steps = 37
+[[stages]]
+steps = 10
+freeze = ["2"]
+[[stages]]
+langevin = {tau = 1e-4, lam = 0.01}
+[record]
+series_every = 2
+test_every = 4
+snapshot_every = 10
+checkpoint_every = 5
+"""
+
+
+def write(tmp_path, text=TINY, name="tiny.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def run_cli(*args):
+    return cli.main([str(a) for a in args])
+
+
+# -- round trip: HDF5 recorder = in-memory recorder ---------------------------------------
+def test_hdf5_and_memory_recorders_agree_and_read_back(tmp_path):
+    out = tmp_path / "run.h5"
+    assert run_cli("run", write(tmp_path), "-o", out, "-q") == 0
+    cfg = C.load(TINY)
+    exp = C.build(cfg)
+    test_obj = mf.Objective(exp.network, exp.test)
+    mem = MemoryRecorder(exp.network, cfg["record"], lambda th: test_obj.loss(th))
+    obj = mf.Objective(exp.network, exp.train)
+    for st in solvers.iterate(obj, exp.network.theta, schedule=exp.schedule, stop=exp.stop,
+                              every=mem.every(), **exp.solver_kwargs):
+        mem(st)
+    mem.finish("complete")
+    arrays = mem.arrays()
+    with h5py.File(out, "r") as f:
+        for key, arr in arrays.items():
+            if key == "series/wall_time":
+                continue
+            np.testing.assert_array_equal(f[key][...], arr, err_msg=key)
+        assert f.attrs["n_series"] == len(arrays["series/step"])
+        np.testing.assert_array_equal(f["data/x"][...], exp.train.X)
+        np.testing.assert_array_equal(f["data/y_test"][...], exp.test.y)
+        assert f.attrs["format"] == "meanfield-run" and f.attrs["format_version"] == FORMAT_VERSION
+        for k in ("package_version", "created", "numpy_version", "numba_version", "h5py_version"):
+            assert f.attrs[k]
+    steps = arrays["series/step"]
+    assert list(steps[:3]) == [0, 2, 4] and steps[-1] == 37
+    assert list(arrays["snapshots/step"]) == [0, 10, 20, 30, 37]  # initial row 0, final last
+    test = arrays["series/test_loss"]
+    assert np.isfinite(test[steps % 4 == 0]).all() and np.isnan(test[(steps % 4 != 0) & (steps != 37)]).all()
+    assert np.isfinite(test[-1])
+    # the reader
+    with open_run(out) as r:
+        assert r.status == "complete" and r.config == cfg
+        assert r.n_series == len(steps) and len(r.series["loss"]) == len(steps)
+        np.testing.assert_array_equal(np.asarray(r.series["loss"]), arrays["series/loss"])
+        np.testing.assert_array_equal(r.series["velocity_norm"][-1], arrays["series/velocity_norm"][-1])
+        net = r.network(-1)
+        np.testing.assert_array_equal(net.theta, mem.snapshots["theta"][-1])
+        np.testing.assert_array_equal(r.checkpoint()["theta"], mem.snapshots["theta"][-1])
+        X = np.asarray(r.data["x_test"])
+        np.testing.assert_allclose(net(X), net.forward_numpy(X), rtol=1e-12, atol=1e-14)
+        assert np.asarray(r.series["loss"])[-1] == pytest.approx(mf.Objective(net, exp.train).loss())
+
+
+def test_velocity_norms_are_block_rms():
+    net = mf.rzg_three_layer(3, 5, 4, k=2, seed=0)
+    vel = np.arange(net.n_params, dtype=float)
+    from meanfield.store import velocity_norms
+
+    vn = velocity_norms(net, vel)
+    b1 = vel[:5 * (3 + 1 + 2)]
+    assert vn[0] == pytest.approx(np.sqrt(np.sum(b1 ** 2) / 5))
+
+
+# -- the reader refuses what it does not know ----------------------------------------------
+def test_reader_refuses_foreign_and_future_files(tmp_path):
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(RunFileError, match="not a meanfield run file"):
+        open_run(foreign)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(RunFileError, match="not an HDF5 file"):
+        open_run(text)
+    with pytest.raises(RunFileError, match="no such file"):
+        open_run(tmp_path / "missing.h5")
+    out = tmp_path / "run.h5"
+    assert run_cli("run", write(tmp_path), "-o", out, "-q") == 0
+    with h5py.File(out, "r+") as f:
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(RunFileError, match="format version 2 is not supported"):
+        open_run(out)
+    assert run_cli("info", out) == 2
+    assert run_cli("info", foreign) == 2
+
+
+# -- kill -9 in the middle, then resume ------------------------------------------------------
+LONG = TINY.replace("steps = 37", "steps = 6000").replace("checkpoint_every = 5", "checkpoint_every = 50") \
+    .replace("snapshot_every = 10", "snapshot_every = 500")
+
+
+def _spawn(args):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "meanfield", *map(str, args)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    cfg = write(tmp_path, LONG)
+    ref, out = tmp_path / "ref.h5", tmp_path / "killed.h5"
+    proc = _spawn(["run", cfg, "-o", out])
+    seen = None
+    deadline = time.time() + 300
+    for line in proc.stderr:  # progress lines, one per 10 %
+        if "%" in line and float(line.split("]")[1].split("%")[0]) >= 30:
+            seen = line
+            break
+        assert time.time() < deadline
+    assert seen is not None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    with open_run(out) as r:  # the killed file reads consistently
+        assert r.status == "interrupted"
+        steps = np.asarray(r.series["step"])
+        assert 0 < steps[-1] < 6000 and len(steps) == r.n_series
+        assert np.all(np.diff(steps) == 2) and steps[0] == 0
+        assert np.isfinite(np.asarray(r.series["loss"])).all()
+        assert r.n_snapshots >= 1 and int(r.snapshots["step"][0]) == 0
+        ck = r.checkpoint()
+        assert ck["step"] % 50 == 0 and 0 <= ck["step"] <= steps[-1] + 50
+        r.network(0)  # snapshots read back
+    assert run_cli("run", "--resume", out, "-q") == 0
+    assert run_cli("run", cfg, "-o", ref, "-q") == 0
+    with open_run(out) as a, open_run(ref) as b:
+        assert a.status == b.status == "complete"
+        assert a.network(-1).theta.tobytes() == b.network(-1).theta.tobytes()
+        for k in ("step", "t", "loss", "test_loss", "velocity_norm"):
+            np.testing.assert_array_equal(np.asarray(a.series[k]), np.asarray(b.series[k]), err_msg=k)
+        np.testing.assert_array_equal(np.asarray(a.snapshots["step"]), np.asarray(b.snapshots["step"]))
+        w = np.asarray(a.series["wall_time"])
+        assert np.all(np.diff(w) >= 0)
+    assert run_cli("run", "--resume", out) == 2  # already complete
+
+
+# -- command line ----------------------------------------------------------------------------
+def test_cli_smoke_every_subcommand(tmp_path, capsys):
+    assert run_cli("presets") == 0
+    listed = capsys.readouterr().out
+    for name in ("relu-norm-3layer", "relu-norm-2layer", "ball-depth2", "ball-depth1", "teacher-2layer"):
+        assert name in listed
+    out = tmp_path / "p.h5"
+    small = ["--set", "model.widths=[32]", "--set", "solver.steps=12", "--set", "data.n_train=50",
+             "--set", "data.n_test=20", "--set", "record.snapshot_every=5"]
+    assert run_cli("run", "--preset", "ball-depth1", "-o", out, "-q", *small) == 0
+    assert "complete" in capsys.readouterr().out
+    assert run_cli("info", out, "--config") == 0
+    info = capsys.readouterr().out
+    assert "status: complete" in info and "widths=[32]" in info and "[model]" in info
+    plots = tmp_path / "figs"
+    assert run_cli("plot", out, "-o", plots, "--snapshots", "0,1,-1") == 0
+    files = sorted(os.listdir(plots))
+    assert files == ["function.png", "loss.png", "movement.png", "particles-block1.png"]
+    for f in files:
+        assert (plots / f).stat().st_size > 5000
+        assert (plots / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for preset in ("relu-norm-3layer", "relu-norm-2layer", "ball-depth2", "teacher-2layer"):
+        o = tmp_path / f"{preset}.h5"
+        assert run_cli("run", "--preset", preset, "-o", o, "-q", "--set", "solver.steps=3",
+                       "--set", "data.n_train=40", "--set", "data.n_test=10") == 0
+        with open_run(o) as r:
+            assert r.status == "complete" and r.n_snapshots == 2
+
+
+def test_console_script_and_module_entry_points(tmp_path):
+    exe = Path(sys.executable).with_name("meanfield")
+    for cmd in ([str(exe)] if exe.exists() else []) + [[sys.executable, "-m", "meanfield"]]:
+        cmd = cmd if isinstance(cmd, list) else [cmd]
+        out = subprocess.run(cmd + ["--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and "run" in out.stdout and "presets" in out.stdout
+        bad = subprocess.run(cmd + ["run", "--preset", "nope"], capture_output=True, text=True, cwd=tmp_path)
+        assert bad.returncode == 2
+        assert bad.stderr.strip().count("\n") == 0 and "unknown preset 'nope'" in bad.stderr
+        assert not (tmp_path / "meanfield-run.h5").exists()
+
+
+def test_bad_input_exits_2_and_touches_nothing(tmp_path, capsys):
+    out = tmp_path / "keep.h5"
+    assert run_cli("run", write(tmp_path), "-o", out, "-q") == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    cases = [
+        ["run", write(tmp_path), "-o", out],                                  # exists, no --force
+        ["run", write(tmp_path), "-o", out, "--force", "--set", "model.d=0"],  # invalid, even with --force
+        ["run", write(tmp_path, TINY + "bogus = 1\n", "bad.toml"), "-o", out, "--force"],
+        ["run", tmp_path / "missing.toml", "-o", tmp_path / "new.h5"],
+        ["run", "--preset", "nope", "-o", tmp_path / "new.h5"],
+        ["run", write(tmp_path), "--preset", "ball-depth1", "-o", tmp_path / "new.h5"],
+        ["run", write(tmp_path), "-o", tmp_path / "no" / "dir" / "x.h5"],
+        ["run", "--resume", tmp_path / "missing.h5"],
+        ["run", "--resume", out, "-o", tmp_path / "x.h5"],
+        ["plot", out, "--snapshots", "0,99"],
+        ["info", tmp_path / "missing.h5"],
+    ]
+    for args in cases:
+        assert run_cli(*args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("meanfield: error:") and "\n" not in err, (args, err)
+    assert out.read_bytes() == before
+    assert not (tmp_path / "new.h5").exists()
+    with pytest.raises(SystemExit) as ei:  # argparse's own errors are exit 2 too
+        run_cli("run", "--no-such-flag")
+    assert ei.value.code == 2
+
+
+def test_force_overwrites_and_set_overrides(tmp_path):
+    out = tmp_path / "r.h5"
+    assert run_cli("run", write(tmp_path), "-o", out, "-q") == 0
+    assert run_cli("run", write(tmp_path), "-o", out, "-q", "--force", "--set", "solver.steps=4",
+                   "--set", "seed=9") == 0
+    with open_run(out) as r:
+        assert r.config["solver"]["steps"] == 4 and r.config["seed"] == 9
+        assert int(r.series["step"][-1]) == 4
+
+
+def test_divergence_is_recorded(tmp_path, capsys):
+    text = TINY.replace('activations = ["tanh", "relu"]', 'activations = ["quadratic", "quadratic"]') \
+        .replace("dt = 0.2", "dt = 50.0")
+    out = tmp_path / "div.h5"
+    assert run_cli("run", write(tmp_path, text), "-o", out, "-q") == 1
+    assert "diverged" in capsys.readouterr().out
+    with open_run(out) as r:
+        assert r.status == "diverged" and "non-finite" in r.message
+        assert np.isfinite(np.asarray(r.series["loss"])).all()
