@@ -13,6 +13,7 @@ from .data import DISTRIBUTIONS, EldanShamir, Radial, RadialLaw, SafranLeeD, Saf
 from .network import Block, Network, rzg_three_layer, sl_depth1, sl_depth2, stack, two_layer
 from .objective import LOSSES, Dataset, Objective, Stream
 from .targets import TARGETS, BallIndicator, RadialTarget, ReluNorm, Teacher
+from .store import Run, RunFileError, open_run
 from .train import History, TrainResult, train
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "Block", "Network", "rzg_three_layer", "sl_depth1", "sl_depth2", "stack", "two_layer",
     "LOSSES", "Dataset", "Objective", "Stream",
     "TARGETS", "BallIndicator", "RadialTarget", "ReluNorm", "Teacher",
+    "Run", "RunFileError", "open_run",
     "History", "TrainResult", "train",
 ]
