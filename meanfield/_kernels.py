@@ -23,8 +23,8 @@ from numba import njit, prange
 
 from .activations import act_tile
 
-TILE = 128  # samples per tile: fixes the order of every sum over samples
-CHUNK = 16  # particles per parallel work item in the particle pass
+TILE = 128    # samples per tile in the sample-parallel passes
+PCHUNK = 64   # particles per parallel work item in the particle pass
 
 # layout columns
 M, KIN, KOUT, OFF_U, OFF_C, OFF_V, ACT, ROW = range(8)
@@ -33,18 +33,20 @@ LAYOUT_COLUMNS = 8
 SQUARED, LOGISTIC = 0, 1          # losses
 PSI_IDENTITY, PSI_CLIP01 = 0, 1   # output functions ψ
 
-# Re-association and FMA contraction let the compiler vectorise the inner loops; NaN
-# and Inf semantics stay IEEE so that divergence is still detected.
-FM = {"reassoc", "contract", "nsz", "arcp"}
+# Implementation notes.
+# - No fast-math: without re-association or FMA contraction every sum is evaluated in
+#   the order the source gives, so results do not depend on how the compiler vectorises
+#   (which varies between compilations: with re-association allowed, a kernel compiled
+#   in one process and loaded from Numba's cache in another gave different last bits).
+#   Inner loops are therefore written so that the vectorised dimension is never summed
+#   over: samples in the sample-parallel passes, particles in the particle pass.
+# - The hot loops run over a whole tile of TILE samples (or PCHUNK particles), a
+#   compile-time constant, on local copies padded with zeros; that is what lets LLVM
+#   vectorise them (measured: 3–4× faster than loops over a run-time length).  Padded
+#   entries contribute exact zeros.
 
-# Implementation note: the hot loops run over a whole tile of TILE samples, a
-# compile-time constant, on local copies of the tile padded with zeros; that is what
-# lets LLVM vectorise them (measured: 3–4× faster than loops over a run-time length).
-# Padded samples have zero input and zero back-propagated gradient, so they add
-# exactly zero to every particle's sums.
 
-
-@njit(cache=True, fastmath=FM)
+@njit(cache=True)
 def _load_tile(src, b0, nb, dst):
     """dst[:, :nb] = src[:, b0:b0+nb], dst[:, nb:] = 0 (dst: (rows, TILE))."""
     for a in range(src.shape[0]):
@@ -54,11 +56,12 @@ def _load_tile(src, b0, nb, dst):
             dst[a, b] = 0.0
 
 
-@njit(cache=True, fastmath=FM)
+@njit(cache=True)
 def _preact(U, c, j, Xt, z):
     """z[b] = u_j · h_b + c_j over one padded tile (Xt: (k_in, TILE)).
 
-    Four input coordinates per pass over z: one load and one store of z per four FMAs.
+    Several input coordinates per pass over z: one load and one store of z per four
+    (or eight) multiply-adds.
     """
     kin = U.shape[1]
     cj = c[j]
@@ -88,7 +91,7 @@ def _preact(U, c, j, Xt, z):
         a += 1
 
 
-@njit(parallel=True, cache=True, fastmath=FM)
+@njit(parallel=True, cache=True)
 def forward_block(U, c, V, act, scale, HinT, HoutT):
     """h⁽ˡ⁾ = scale · Σ_j v_j σ(u_j·h⁽ˡ⁻¹⁾ + c_j), written to ``HoutT (k_out, N)``.
 
@@ -120,7 +123,7 @@ def forward_block(U, c, V, act, scale, HinT, HoutT):
                 HoutT[o, b0 + b] = scale * acc[o, b]
 
 
-@njit(cache=True, fastmath=FM)
+@njit(cache=True)
 def _gq(V, j, Gt, ds, q):
     """q[b] = (g_b · v_j) σ'(z_jb) over one padded tile (Gt: (k_out, TILE))."""
     v0 = V[j, 0]
@@ -136,7 +139,7 @@ def _gq(V, j, Gt, ds, q):
         q[b] *= ds[b]
 
 
-@njit(parallel=True, cache=True, fastmath=FM)
+@njit(parallel=True, cache=True)
 def backprop_block(U, c, V, act, scale, HinT, GT, GprevT):
     """g⁽ˡ⁻¹⁾(x) = scale · Σ_j (g⁽ˡ⁾(x)·v_j) σ'(z_j(x)) u_j, written to ``GprevT (k_in, N)``.
 
@@ -172,7 +175,7 @@ def backprop_block(U, c, V, act, scale, HinT, GT, GprevT):
                 GprevT[a, b0 + b] = scale * acc[a, b]
 
 
-@njit(parallel=True, cache=True, fastmath=FM)
+@njit(parallel=True, cache=True)
 def particle_velocity(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV):
     """Velocities of one block's particles.
 
@@ -183,84 +186,109 @@ def particle_velocity(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV):
         VelU[j] = cu · Σ_x (g·v_j) σ'(z) h(x).
 
     A zero coefficient skips that parameter and writes zeros (frozen parameters).
+
+    Particles are the vectorised dimension here (chunks of PCHUNK particles, one per
+    parallel work item) and samples are visited in order, four at a time, so every
+    per-particle sum runs in the order the source gives, whatever the compiler does.
     """
     m = U.shape[0]
     kin = U.shape[1]
     kout = V.shape[1]
     n = HinT.shape[1]
-    ntiles = (n + TILE - 1) // TILE
-    nchunks = (m + CHUNK - 1) // CHUNK
+    nchunks = (m + PCHUNK - 1) // PCHUNK
     want_s = cv != 0.0
     want_d = (cu != 0.0) or (cc != 0.0)
-    zero = np.zeros(1, dtype=U.dtype)[0]
     for ch in prange(nchunks):
-        j0 = ch * CHUNK
-        j1 = min(m, j0 + CHUNK)
-        Xt = np.empty((kin, TILE), dtype=U.dtype)
-        Gt = np.empty((kout, TILE), dtype=U.dtype)
-        z = np.empty(TILE, dtype=U.dtype)
-        s = np.empty(TILE, dtype=U.dtype)
-        ds = np.empty(TILE, dtype=U.dtype)
-        q = np.empty(TILE, dtype=U.dtype)
-        accu = np.zeros((CHUNK, kin), dtype=U.dtype)
-        accc = np.zeros(CHUNK, dtype=U.dtype)
-        accv = np.zeros((CHUNK, kout), dtype=U.dtype)
-        for t in range(ntiles):
-            b0 = t * TILE
-            nb = min(TILE, n - b0)
-            _load_tile(HinT, b0, nb, Xt)
-            _load_tile(GT, b0, nb, Gt)
-            for j in range(j0, j1):
-                jj = j - j0
-                _preact(U, c, j, Xt, z)
-                act_tile(act, z, s, ds, TILE, want_s, want_d)
-                if want_s:
-                    for o in range(kout):
-                        go = Gt[o]
-                        part = zero
-                        for b in range(TILE):
-                            part += s[b] * go[b]
-                        accv[jj, o] += part
-                if want_d:
-                    _gq(V, j, Gt, ds, q)
-                    if cc != 0.0:
-                        part = zero
-                        for b in range(TILE):
-                            part += q[b]
-                        accc[jj] += part
-                    if cu != 0.0:
-                        a = 0
-                        while a + 4 <= kin:  # four coordinates per pass over q
-                            x0, x1, x2, x3 = Xt[a], Xt[a + 1], Xt[a + 2], Xt[a + 3]
-                            p0 = zero
-                            p1 = zero
-                            p2 = zero
-                            p3 = zero
-                            for b in range(TILE):
-                                qb = q[b]
-                                p0 += qb * x0[b]
-                                p1 += qb * x1[b]
-                                p2 += qb * x2[b]
-                                p3 += qb * x3[b]
-                            accu[jj, a] += p0
-                            accu[jj, a + 1] += p1
-                            accu[jj, a + 2] += p2
-                            accu[jj, a + 3] += p3
-                            a += 4
-                        while a < kin:
-                            xa = Xt[a]
-                            part = zero
-                            for b in range(TILE):
-                                part += q[b] * xa[b]
-                            accu[jj, a] += part
-                            a += 1
-        for j in range(j0, j1):
-            jj = j - j0
+        j0 = ch * PCHUNK
+        nj = min(PCHUNK, m - j0)
+        # the chunk's particles, transposed so that particles are contiguous; padded
+        # particles are zero and their results are not written
+        UT = np.zeros((kin, PCHUNK), dtype=U.dtype)
+        VT = np.zeros((kout, PCHUNK), dtype=U.dtype)
+        cT = np.zeros(PCHUNK, dtype=U.dtype)
+        for j in range(nj):
+            cT[j] = c[j0 + j]
             for a in range(kin):
-                VelU[j, a] = cu * accu[jj, a]
-            Velc[j] = cc * accc[jj]
+                UT[a, j] = U[j0 + j, a]
             for o in range(kout):
-                VelV[j, o] = cv * accv[jj, o]
+                VT[o, j] = V[j0 + j, o]
+        Z = np.empty((4, PCHUNK), dtype=U.dtype)
+        S = np.zeros((4, PCHUNK), dtype=U.dtype)
+        D = np.zeros((4, PCHUNK), dtype=U.dtype)
+        Q = np.zeros((4, PCHUNK), dtype=U.dtype)
+        xs = np.zeros((4, kin), dtype=U.dtype)
+        gs = np.zeros((4, kout), dtype=U.dtype)
+        accu = np.zeros((kin, PCHUNK), dtype=U.dtype)
+        accc = np.zeros(PCHUNK, dtype=U.dtype)
+        accv = np.zeros((kout, PCHUNK), dtype=U.dtype)
+        for b0 in range(0, n, 4):
+            nb = min(4, n - b0)
+            for i in range(4):
+                if i >= nb:  # past the last sample: contributes exact zeros
+                    for a in range(kin):
+                        xs[i, a] = 0.0
+                    for o in range(kout):
+                        gs[i, o] = 0.0
+                    for j in range(PCHUNK):
+                        S[i, j] = 0.0
+                        Q[i, j] = 0.0
+                    continue
+                for a in range(kin):
+                    xs[i, a] = HinT[a, b0 + i]
+                for o in range(kout):
+                    gs[i, o] = GT[o, b0 + i]
+                zi = Z[i]
+                for j in range(PCHUNK):
+                    zi[j] = cT[j]
+                a = 0
+                while a + 4 <= kin:
+                    u0, u1, u2, u3 = UT[a], UT[a + 1], UT[a + 2], UT[a + 3]
+                    x0, x1, x2, x3 = xs[i, a], xs[i, a + 1], xs[i, a + 2], xs[i, a + 3]
+                    for j in range(PCHUNK):
+                        zi[j] += (u0[j] * x0 + u1[j] * x1) + (u2[j] * x2 + u3[j] * x3)
+                    a += 4
+                while a < kin:
+                    ua = UT[a]
+                    xa = xs[i, a]
+                    for j in range(PCHUNK):
+                        zi[j] += ua[j] * xa
+                    a += 1
+                act_tile(act, zi, S[i], D[i], PCHUNK, want_s, want_d)
+                if want_d:
+                    qi = Q[i]
+                    for j in range(PCHUNK):
+                        qi[j] = 0.0
+                    for o in range(kout):
+                        vo = VT[o]
+                        go = gs[i, o]
+                        for j in range(PCHUNK):
+                            qi[j] += vo[j] * go
+                    di = D[i]
+                    for j in range(PCHUNK):
+                        qi[j] *= di[j]
+            s0, s1, s2, s3 = S[0], S[1], S[2], S[3]
+            q0, q1, q2, q3 = Q[0], Q[1], Q[2], Q[3]
+            if want_s:
+                for o in range(kout):
+                    g0, g1, g2, g3 = gs[0, o], gs[1, o], gs[2, o], gs[3, o]
+                    ao = accv[o]
+                    for j in range(PCHUNK):
+                        ao[j] += (s0[j] * g0 + s1[j] * g1) + (s2[j] * g2 + s3[j] * g3)
+            if cc != 0.0:
+                for j in range(PCHUNK):
+                    accc[j] += (q0[j] + q1[j]) + (q2[j] + q3[j])
+            if cu != 0.0:
+                for a in range(kin):
+                    x0, x1, x2, x3 = xs[0, a], xs[1, a], xs[2, a], xs[3, a]
+                    aa = accu[a]
+                    for j in range(PCHUNK):
+                        aa[j] += (q0[j] * x0 + q1[j] * x1) + (q2[j] * x2 + q3[j] * x3)
+        for j in range(nj):
+            for a in range(kin):
+                VelU[j0 + j, a] = cu * accu[a, j]
+            Velc[j0 + j] = cc * accc[j]
+            for o in range(kout):
+                VelV[j0 + j, o] = cv * accv[o, j]
 
 
 @njit(cache=True)

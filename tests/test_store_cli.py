@@ -271,3 +271,15 @@ def test_divergence_is_recorded(tmp_path, capsys):
     with open_run(out) as r:
         assert r.status == "diverged" and "non-finite" in r.message
         assert np.isfinite(np.asarray(r.series["loss"])).all()
+
+
+@pytest.mark.parametrize("comp", ["gzip", "lzf"])
+def test_compressed_snapshots_round_trip(tmp_path, comp):
+    plain, packed = tmp_path / "plain.h5", tmp_path / f"{comp}.h5"
+    assert run_cli("run", write(tmp_path), "-o", plain, "-q") == 0
+    assert run_cli("run", write(tmp_path), "-o", packed, "-q", "--set", f"record.compression={comp}") == 0
+    with h5py.File(packed, "r") as f:
+        assert f["snapshots/blocks/1/u"].compression == comp
+    with open_run(plain) as a, open_run(packed) as b:
+        for i in range(a.n_snapshots):
+            assert a.theta(i).tobytes() == b.theta(i).tobytes()
