@@ -24,7 +24,7 @@ from numba import njit, prange
 from .activations import act_tile
 
 TILE = 128    # samples per tile in the sample-parallel passes
-PCHUNK = 64   # particles per parallel work item in the particle pass
+PCHUNK = 128   # particles per parallel work item in the particle pass
 
 # layout columns
 M, KIN, KOUT, OFF_U, OFF_C, OFF_V, ACT, ROW = range(8)
