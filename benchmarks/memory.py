@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import json
 
-import numpy as np
 
 
 def _status(field: str) -> float:

@@ -163,7 +163,7 @@ def _test_loss(exp, cfg):
 
 def cmd_run(args) -> int:
     from . import config as C
-    from .store import H5Recorder, RunFileError
+    from .store import H5Recorder
 
     if args.resume:
         if args.config or args.preset or args.set or args.output:

@@ -163,7 +163,6 @@ class Objective:
         identity of MATH.md §2.  It holds without projections or noise.
         """
         scales = self.default_scales() if scales is None else np.asarray(scales)
-        L = self.network.L
         total = 0.0
         for i, (g, eta) in enumerate(zip(self.groups, scales)):
             if eta == 0:

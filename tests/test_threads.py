@@ -1,6 +1,5 @@
 """Bit-identical trajectories for NUMBA_NUM_THREADS = 1 and 2 (fresh processes, one of
 them compiling the kernels afresh), in float64 (with Langevin noise) and float32."""
-import hashlib
 import os
 import subprocess
 import sys
