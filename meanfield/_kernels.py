@@ -241,6 +241,15 @@ def particle_velocity(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV):
                 for j in range(PCHUNK):
                     zi[j] = cT[j]
                 a = 0
+                while a + 8 <= kin:
+                    u0, u1, u2, u3 = UT[a], UT[a + 1], UT[a + 2], UT[a + 3]
+                    u4, u5, u6, u7 = UT[a + 4], UT[a + 5], UT[a + 6], UT[a + 7]
+                    x0, x1, x2, x3 = xs[i, a], xs[i, a + 1], xs[i, a + 2], xs[i, a + 3]
+                    x4, x5, x6, x7 = xs[i, a + 4], xs[i, a + 5], xs[i, a + 6], xs[i, a + 7]
+                    for j in range(PCHUNK):
+                        zi[j] += ((u0[j] * x0 + u1[j] * x1) + (u2[j] * x2 + u3[j] * x3)) + \
+                                 ((u4[j] * x4 + u5[j] * x5) + (u6[j] * x6 + u7[j] * x7))
+                    a += 8
                 while a + 4 <= kin:
                     u0, u1, u2, u3 = UT[a], UT[a + 1], UT[a + 2], UT[a + 3]
                     x0, x1, x2, x3 = xs[i, a], xs[i, a + 1], xs[i, a + 2], xs[i, a + 3]
@@ -278,7 +287,17 @@ def particle_velocity(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV):
                 for j in range(PCHUNK):
                     accc[j] += (q0[j] + q1[j]) + (q2[j] + q3[j])
             if cu != 0.0:
-                for a in range(kin):
+                a = 0
+                while a + 2 <= kin:  # two coordinates per pass share the loads of q
+                    x0, x1, x2, x3 = xs[0, a], xs[1, a], xs[2, a], xs[3, a]
+                    y0, y1, y2, y3 = xs[0, a + 1], xs[1, a + 1], xs[2, a + 1], xs[3, a + 1]
+                    aa = accu[a]
+                    ab = accu[a + 1]
+                    for j in range(PCHUNK):
+                        aa[j] += (q0[j] * x0 + q1[j] * x1) + (q2[j] * x2 + q3[j] * x3)
+                        ab[j] += (q0[j] * y0 + q1[j] * y1) + (q2[j] * y2 + q3[j] * y3)
+                    a += 2
+                if a < kin:
                     x0, x1, x2, x3 = xs[0, a], xs[1, a], xs[2, a], xs[3, a]
                     aa = accu[a]
                     for j in range(PCHUNK):
