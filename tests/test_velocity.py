@@ -157,3 +157,21 @@ def test_wide_inputs_exercise_every_unrolled_path(d, k):
     assert L == pytest.approx(Lref, rel=1e-12)
     Vref = -rate_vector(net) * g
     assert np.max(np.abs(V - Vref)) <= 1e-12 * np.max(np.abs(Vref))
+
+
+@pytest.mark.parametrize("freeze", [(), ("2.u",), ("2.c", "2.v"), ("2.u", "2.c", "2.v"), ("1.v", "2.u")])
+def test_fused_bottleneck_relu_path(freeze):
+    """The fused k_in = k_out = 1 ReLU path (blocks 2 and 3 here), with frozen parameters
+    and a sample count that is not a multiple of 4 or of the tile."""
+    rng = np.random.default_rng(len(freeze))
+    net = build("relu", 3, 1, freeze=freeze, seed=11)
+    X = rng.standard_normal((203, net.d))
+    ds = mf.Dataset(X, np.sin(X[:, 0]))
+    L, V = mf.Objective(net, ds).velocity()
+    Lref, g = loss_and_grad(net, ds.X, ds.y)
+    Vref = -rate_vector(net) * g * trainable_mask(net)
+    assert L == pytest.approx(Lref, rel=1e-12)
+    assert np.max(np.abs(V - Vref)) <= 1e-12 * np.max(np.abs(Vref))
+    for name, start, shape, trainable in net.groups():
+        if not trainable:
+            assert not np.any(V[start:start + int(np.prod(shape))]), name
