@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     rc.add_argument("--m", type=int, default=4096)
     rc.add_argument("--k", type=int, default=1)
     rc.add_argument("--steps", type=int, default=200)
-    rc.add_argument("--rounds", type=int, default=3)
+    rc.add_argument("--rounds", type=int, default=6)
     args = ap.parse_args(argv)
     for name in ("d", "n", "m", "k"):
         if getattr(args, name) < 1:
