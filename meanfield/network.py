@@ -165,12 +165,17 @@ class Network:
         """Make ``theta`` the parameter vector and the blocks' arrays views into it."""
         self.theta = theta
         for l, b in enumerate(self.blocks):
-            lay = self.layout[l]
-            m, kin, kout = int(lay[K.M]), int(lay[K.KIN]), int(lay[K.KOUT])
-            ou, oc, ov = int(lay[K.OFF_U]), int(lay[K.OFF_C]), int(lay[K.OFF_V])
-            b.u = theta[ou:ou + m * kin].reshape(m, kin)
-            b.c = theta[oc:oc + m]
-            b.v = theta[ov:ov + m * kout].reshape(m, kout)
+            b.u, b.c, b.v = self.block_arrays(theta, l)
+
+    def block_arrays(self, theta: np.ndarray, l: int):
+        """Views (u, c, v) of block ``l`` (0-based) in a parameter vector ``theta`` (P,),
+        or in a stack of them (..., P): shapes (..., m, k_in), (..., m), (..., m, k_out)."""
+        lay = self.layout[l]
+        m, kin, kout = int(lay[K.M]), int(lay[K.KIN]), int(lay[K.KOUT])
+        ou, oc, ov = int(lay[K.OFF_U]), int(lay[K.OFF_C]), int(lay[K.OFF_V])
+        lead = theta.shape[:-1]
+        return (theta[..., ou:ou + m * kin].reshape(lead + (m, kin)), theta[..., oc:oc + m],
+                theta[..., ov:ov + m * kout].reshape(lead + (m, kout)))
 
     @property
     def L(self) -> int:

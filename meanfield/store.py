@@ -144,23 +144,11 @@ class MemoryRecorder(Recorder):
         out["snapshots/t"] = np.array(self.snapshots["t"])
         thetas = np.array(self.snapshots["theta"])
         for l, b in enumerate(self.network.blocks):
-            for p, arr in zip("ucv", _split_block(self.network, thetas, l)):
+            for p, arr in zip("ucv", self.network.block_arrays(thetas, l)):
                 out[f"snapshots/blocks/{l + 1}/{p}"] = arr
         if self.network.has_out_bias:
             out["snapshots/out_bias"] = thetas[:, self.network.off_b]
         return out
-
-
-def _split_block(network, thetas, l):
-    """(S, m, k_in), (S, m), (S, m, k_out) of block l from stacked parameter vectors."""
-    from . import _kernels as K
-
-    lay = network.layout[l]
-    m, kin, kout = int(lay[K.M]), int(lay[K.KIN]), int(lay[K.KOUT])
-    ou, oc, ov = int(lay[K.OFF_U]), int(lay[K.OFF_C]), int(lay[K.OFF_V])
-    S = thetas.shape[0]
-    return (thetas[:, ou:ou + m * kin].reshape(S, m, kin), thetas[:, oc:oc + m],
-            thetas[:, ov:ov + m * kout].reshape(S, m, kout))
 
 
 class H5Recorder(Recorder):
@@ -262,8 +250,6 @@ class H5Recorder(Recorder):
         f.attrs["message"] = ""
         f.flush()
         rec = cls(f, network, record, test_loss, wall_offset=float(attrs["wall_time"]))
-        if nn == 0:
-            rec.last_snapshot_step = None
         return rec, attrs, theta
 
     def _append(self, ds, n, value):
@@ -295,8 +281,8 @@ class H5Recorder(Recorder):
         self._append(sn["t"], n, t)
         net = self.network
         for l in range(net.L):
-            for p, arr in zip("ucv", _split_block(net, theta[None, :], l)):
-                self._append(sn[f"blocks/{l + 1}/{p}"], n, arr[0])
+            for p, arr in zip("ucv", net.block_arrays(theta, l)):
+                self._append(sn[f"blocks/{l + 1}/{p}"], n, arr)
         if net.has_out_bias:
             self._append(sn["out_bias"], n, theta[net.off_b])
         self.n_snapshots = n + 1
