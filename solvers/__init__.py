@@ -5,14 +5,14 @@ This package integrates particle systems given a velocity field (see
 """
 from .ensemble import Ensemble
 from .field import Group, VelocityField, match_groups
-from .noise import add_noise, counter_normal, normals
+from .noise import add_noise, counter_normal, keyed_normals, normals, stream_key
 from .rk import EULER, HEUN, METHODS, RK4, RK45, RungeKutta, Tableau, get_method
 from .run import DivergenceError, State, Stop, iterate, solve
 from .schedule import BallProjection, BoxProjection, Langevin, Stage, resolve
 
 __all__ = [
     "Ensemble", "Group", "VelocityField", "match_groups",
-    "add_noise", "counter_normal", "normals",
+    "add_noise", "counter_normal", "keyed_normals", "normals", "stream_key",
     "EULER", "HEUN", "METHODS", "RK4", "RK45", "RungeKutta", "Tableau", "get_method",
     "DivergenceError", "State", "Stop", "iterate", "solve",
     "BallProjection", "BoxProjection", "Langevin", "Stage", "resolve",

@@ -7,6 +7,13 @@ the member's name as prefix, ``"<member>/<group>"``; a schedule pattern without 
 ``/`` applies to every member (``"1.u"`` freezes ``1.u`` of all of them).  The objective
 of the ensemble is the sum of the members' objectives; :attr:`Ensemble.last_values`
 holds each member's value at the last evaluation.
+
+Groups keep their members' noise keys (a member group without one gets
+``(member index, group index)``), so a member draws the same Langevin noise as when it
+runs alone with the same keys.  When the members' class offers
+``batch(fields) -> field or None`` (a field over the concatenated state whose call
+returns the members' values as an array), the ensemble evaluates all members in one
+call of it; the results must be those of the members' own calls, bit for bit.
 """
 from __future__ import annotations
 
@@ -38,13 +45,16 @@ class Ensemble:
         self.offsets = np.cumsum([0] + [f.size for f in self.fields])
         self.size = int(self.offsets[-1])
         groups, self._slices = [], []
-        for name, f, off in zip(self.names, self.fields, self.offsets):
+        for b, (name, f, off) in enumerate(zip(self.names, self.fields, self.offsets)):
             g0 = len(groups)
-            for g in f.groups:
-                groups.append(Group(f"{name}/{g.name}", int(off) + g.start, g.shape, g.trainable))
+            for i, g in enumerate(f.groups):
+                groups.append(Group(f"{name}/{g.name}", int(off) + g.start, g.shape, g.trainable,
+                                    key=g.key or (b, i)))
             self._slices.append(slice(g0, len(groups)))
         self.groups = tuple(groups)
         self.last_values = np.full(len(self.fields), np.nan)
+        batch = getattr(type(self.fields[0]), "batch", None)
+        self.batched = batch(self.fields) if callable(batch) else None
 
     def pack(self, states: Sequence[np.ndarray]) -> np.ndarray:
         """One flat state from the members' states (dtype of the first)."""
@@ -60,6 +70,12 @@ class Ensemble:
         return [y[a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
 
     def __call__(self, y, out, scales, step):
+        if self.batched is not None:
+            self.last_values[:] = self.batched(y, out, scales, step)
+            total = 0.0
+            for val in self.last_values:
+                total += float(val)
+            return total
         total = 0.0
         for i, (f, sl) in enumerate(zip(self.fields, self._slices)):
             a, b = self.offsets[i], self.offsets[i + 1]

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .noise import add_noise
+from .noise import NOISE_DOMAIN, add_noise, stream_key
 from .rk import RungeKutta, get_method
 from .schedule import Stage, resolve
 
@@ -97,7 +97,8 @@ def iterate(field, y0: np.ndarray | None = None, *, method: str = "euler", dt: f
         step ``dt``, tolerances ``rtol``/``atol`` on the moving groups)
     schedule : stages (default: one open-ended stage where everything trainable moves)
     stop : when to stop;  every : yield every ``every`` steps
-    seed : key of the Langevin noise
+    seed : seed of the Langevin noise: group g's noise is keyed by
+        (seed, *g.key, step, index within the group)
     state : a yielded state to continue from (the same field, method and schedule)
 
     Yields the state (a copy) at step 0, every ``every`` steps, and at the end, with
@@ -134,6 +135,8 @@ def iterate(field, y0: np.ndarray | None = None, *, method: str = "euler", dt: f
         st.done = None
         if st.dt <= 0:
             st.dt = float(dt)
+    noise_keys = [stream_key(NOISE_DOMAIN, st.seed, *(g.key or (0, i)))
+                  for i, g in enumerate(groups)]
     dtype = st.y.dtype
     stepper = RungeKutta(tab, field.size, dtype)
     y_new = np.empty_like(st.y)
@@ -242,7 +245,7 @@ def iterate(field, y0: np.ndarray | None = None, *, method: str = "euler", dt: f
             for i in rs.moving:
                 g = groups[i]
                 add_noise(y_new, g.start, g.stop, math.sqrt(2.0 * rs.scales[i] * lv.tau * h),
-                          st.seed, st.step)
+                          np.uint64(noise_keys[i]), st.step)
         for proj, idx in rs.projections:
             proj.apply(y_new, groups, idx)
         st.y, y_new = y_new, st.y

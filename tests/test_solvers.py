@@ -162,7 +162,7 @@ def test_resume_from_state_is_bit_identical():
 
 # -- noise --------------------------------------------------------------------------------
 def test_counter_noise_is_standard_normal_and_keyed():
-    z = solvers.normals(seed=5, step=3, start=0, stop=200_000)
+    z = solvers.normals(key=5, step=3, start=0, stop=200_000)
     assert abs(z.mean()) < 4 / math.sqrt(z.size)
     assert abs(z.var() - 1) < 4 * math.sqrt(2 / z.size)
     assert stats.kstest(z[:20000], "norm").pvalue > 1e-3
