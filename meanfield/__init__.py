@@ -2,8 +2,8 @@
 
 Networks are stacks of mean-field blocks (particle measures), trained by the
 Wasserstein gradient flow of their loss, integrated by the generic particle solvers of
-the :mod:`solvers` package.  See README.md for a tour; each module's docstring names the
-equations of MATH.md it implements.
+the :mod:`solvers` package.  See README.md for a tour and docs/math.md for the
+mathematics; each module's docstring names the equations it implements.
 """
 __version__ = "0.1.0"
 
@@ -15,6 +15,10 @@ from .objective import LOSSES, Dataset, Objective, Stream
 from .targets import TARGETS, BallIndicator, RadialTarget, ReluNorm, Teacher
 from .store import Run, RunFileError, open_run
 from .train import History, TrainResult, train
+from .experiment import Experiment, RunResult, drive, resume, run
+from .objective import BatchedObjective
+from .registry import Param, Registry
+from . import config, experiment
 
 __all__ = [
     "__version__", "closed_forms", "data", "init", "targets",
@@ -25,4 +29,6 @@ __all__ = [
     "TARGETS", "BallIndicator", "RadialTarget", "ReluNorm", "Teacher",
     "Run", "RunFileError", "open_run",
     "History", "TrainResult", "train",
+    "Experiment", "RunResult", "drive", "resume", "run", "BatchedObjective",
+    "Param", "Registry", "config", "experiment",
 ]

@@ -17,6 +17,8 @@ import math
 import numpy as np
 from scipy import special, stats
 
+from .registry import Param, Registry
+
 
 def as_rng(rng) -> np.random.Generator:
     """A numpy Generator from a Generator or an integer seed."""
@@ -293,12 +295,65 @@ class SafranLeeDPrime(RadialLaw):
         return stats.beta((self.d - 1) / 2, (self.d - 1) / 2).cdf(rho ** 2 / 4)
 
 
-DISTRIBUTIONS = {
-    "gaussian": Gaussian,
-    "sphere": Sphere,
-    "ball": Ball,
-    "radial": Radial,
-    "eldan-shamir": EldanShamir,
-    "safran-lee-d": SafranLeeD,
-    "safran-lee-dprime": SafranLeeDPrime,
-}
+# ----------------------------------------------------------------------------------
+# the registry (Python API and configurations): one registration per law
+# ----------------------------------------------------------------------------------
+def _resolve_norm(norm: dict) -> dict:
+    """Validate ``{dist = "<scipy.stats continuous law>", <its parameters>}`` (a norm law
+    on [0, ∞)); errors are ValueError(".key: message") for the configuration reader."""
+    dist_name = norm.get("dist")
+    if dist_name is None:
+        raise ValueError(".dist: required (a string)")
+    if not isinstance(dist_name, str):
+        raise ValueError(f".dist: expected a string, got {dist_name!r}")
+    dist = getattr(stats, dist_name, None)
+    if not isinstance(dist, stats.rv_continuous):
+        raise ValueError(f".dist: expected the name of a continuous scipy.stats distribution, "
+                         f"got {dist_name!r}")
+    params = {}
+    for k, v in norm.items():
+        if k == "dist":
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f".{k}: expected a finite number, got {v!r}")
+        params[k] = float(v)
+    try:
+        frozen = dist(**params)
+        frozen.ppf(0.5)
+    except Exception as e:  # scipy says which parameter is wrong
+        raise ValueError(f": bad parameters for {dist_name}: {e}") from None
+    if frozen.support()[0] < 0:
+        raise ValueError(f": the norm law must live on [0, inf), {dist_name} with {params} has "
+                         f"support starting at {frozen.support()[0]}")
+    return {"dist": dist_name, **params}
+
+
+def _radial_from_norm(ctx, norm):
+    params = {k: v for k, v in norm.items() if k != "dist"}
+    return Radial(ctx["d"], getattr(stats, norm["dist"])(**params))
+
+
+def _need_d2(ctx, params):
+    if ctx["d"] < 2:
+        raise ValueError("'safran-lee-dprime' needs model.d >= 2")
+
+
+DISTRIBUTIONS = Registry("data distribution")
+_pos = dict(lo=0, strict=True)
+DISTRIBUTIONS.register("gaussian", Gaussian, {
+    "std": Param("number", lambda ctx: 1.0 / math.sqrt(ctx["d"]), **_pos,
+                 doc="standard deviation s (default 1/sqrt d)")},
+    build=lambda ctx, std: Gaussian(ctx["d"], std))
+DISTRIBUTIONS.register("sphere", Sphere, {"radius": Param("number", 1.0, **_pos)},
+                       build=lambda ctx, radius: Sphere(ctx["d"], radius))
+DISTRIBUTIONS.register("ball", Ball, {"radius": Param("number", 1.0, **_pos)},
+                       build=lambda ctx, radius: Ball(ctx["d"], radius))
+DISTRIBUTIONS.register("radial", Radial, {
+    "norm": Param("table", resolve=_resolve_norm,
+                  doc='law of ‖x‖: {dist = "<scipy.stats law>", <its parameters>}')},
+    build=_radial_from_norm)
+DISTRIBUTIONS.register("eldan-shamir", EldanShamir, build=lambda ctx: EldanShamir(ctx["d"]))
+DISTRIBUTIONS.register("safran-lee-d", SafranLeeD, {"alpha": Param("number", 1.0, lo=1)},
+                       build=lambda ctx, alpha: SafranLeeD(ctx["d"], alpha))
+DISTRIBUTIONS.register("safran-lee-dprime", SafranLeeDPrime,
+                       build=lambda ctx: SafranLeeDPrime(ctx["d"]), check=_need_d2)

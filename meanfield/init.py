@@ -1,12 +1,36 @@
-"""Initial laws of particle parameters: ``law.sample(rng, shape) -> array``.
+"""Initial laws of particle parameters, drawn from keyed counter-based streams.
 
-Used per parameter (u, c, v of each block) by the network constructors.
+A law's ``sample(key, shape)`` returns an array of ``shape`` ((m, k) or (m,)) whose
+row i is a function of (key, i) alone, with ``key = init_key(seed, block, param)``.
+So, for the same init seed, the first m particles of a width-M block are exactly the
+particles of the width-m block, for every block and parameter: widths nest, and a
+width-m network is a sub-network of a width-M one (what coupled width sweeps need).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from solvers import keyed_normals, stream_key
+
+from .registry import Param, Registry
+
+INIT_DOMAIN = 0x494E4954   # domain tag of initialisation streams
+PARAM_INDEX = {"u": 0, "c": 1, "v": 2}
+
+
+def init_key(seed: int, block: int, param: str) -> int:
+    """The stream key of parameter ``param`` ("u", "c" or "v") of block ``block``
+    (1-based) for an initialisation seed."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    return stream_key(INIT_DOMAIN, int(seed), int(block), PARAM_INDEX[param])
+
+
+def _normals(key: int, shape: tuple) -> np.ndarray:
+    k = shape[1] if len(shape) == 2 else 1
+    return keyed_normals(key, shape[0], k).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -16,10 +40,10 @@ class Gaussian:
     std: float = 1.0
     mean: float = 0.0
 
-    def sample(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    def sample(self, key: int, shape: tuple) -> np.ndarray:
         if not self.std >= 0:
             raise ValueError(f"Gaussian init: std must be >= 0, got {self.std}")
-        return self.mean + self.std * rng.standard_normal(shape)
+        return self.mean + self.std * _normals(key, shape)
 
 
 @dataclass(frozen=True)
@@ -31,14 +55,13 @@ class Sphere:
 
     radius: float = 1.0
 
-    def sample(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    def sample(self, key: int, shape: tuple) -> np.ndarray:
         if not self.radius >= 0:
             raise ValueError(f"Sphere init: radius must be >= 0, got {self.radius}")
-        g = rng.standard_normal(shape if len(shape) == 2 else (shape[0], 1))
+        g = _normals(key, shape if len(shape) == 2 else (shape[0], 1))
         norms = np.linalg.norm(g, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        out = self.radius * g / norms
-        return out.reshape(shape)
+        return (self.radius * g / norms).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -47,7 +70,7 @@ class Constant:
 
     value: float = 0.0
 
-    def sample(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    def sample(self, key: int, shape: tuple) -> np.ndarray:
         return np.full(shape, float(self.value))
 
 
@@ -56,4 +79,9 @@ def Zero() -> Constant:
     return Constant(0.0)
 
 
-INIT_LAWS = {"gaussian": Gaussian, "sphere": Sphere, "constant": Constant, "zero": Zero}
+INIT_LAWS = Registry("initial law")
+INIT_LAWS.register("gaussian", Gaussian, {"std": Param("number", 1.0, lo=0),
+                                          "mean": Param("number", 0.0)})
+INIT_LAWS.register("sphere", Sphere, {"radius": Param("number", 1.0, lo=0)})
+INIT_LAWS.register("constant", Constant, {"value": Param("number", 0.0)})
+INIT_LAWS.register("zero", Zero)

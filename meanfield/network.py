@@ -21,8 +21,7 @@ import numpy as np
 
 from . import _kernels as K
 from .activations import ACTIVATION_NAMES, act_numpy, activation_code
-from .data import as_rng
-from .init import Gaussian, Sphere, Zero
+from .init import Gaussian, Sphere, Zero, init_key
 
 OUTPUTS = {"identity": K.PSI_IDENTITY, "clip01": K.PSI_CLIP01}
 SCALINGS = ("mf", "ntk")
@@ -274,10 +273,21 @@ class Network:
     def features(self, X) -> list:
         """[h⁽¹⁾(X), ..., h⁽ᴸ⁾(X)], each (N, k_l), by the fast kernels."""
         X = self._check_x(X)
-        XT = np.ascontiguousarray(X.T, dtype=self.dtype)
-        HT = np.empty((self.feature_rows, X.shape[0]), dtype=self.dtype)
-        K.forward(self.theta, self.layout, self.scales.astype(self.dtype), XT, HT)
-        return [HT[self.layout[l, K.ROW]:self.layout[l, K.ROW] + b.k_out].T.copy()
+        n = X.shape[0]
+        XT = np.ascontiguousarray(X.T, dtype=self.dtype)[None]
+        HT = np.empty((1, self.feature_rows, n), dtype=self.dtype)
+        work = float(n * sum(m * (a + b + 2) for m, a, b in zip(self.widths, self.dims[:-1], self.dims[1:])))
+        import numba
+
+        from .objective import parallel_threshold
+
+        par = work >= parallel_threshold() and numba.get_num_threads() > 1
+        coef = np.zeros((1, self.L, 3))
+        K.evaluate(self.theta, self.layout[None], self.scales.astype(self.dtype)[None],
+                   np.full(1, -1, dtype=np.int64), XT, np.zeros((1, n), dtype=self.dtype),
+                   np.zeros(1, dtype=np.int64), 0, 0, coef, np.zeros(1), K.FORWARD, par, HT, HT,
+                   np.zeros((1, n), dtype=self.dtype), np.zeros((1, 1)), self.theta, np.zeros(1))
+        return [HT[0, self.layout[l, K.ROW]:self.layout[l, K.ROW] + b.k_out].T.copy()
                 for l, b in enumerate(self.blocks)]
 
     def __call__(self, X) -> np.ndarray:
@@ -309,12 +319,14 @@ class Network:
 # ----------------------------------------------------------------------------------
 # constructors
 # ----------------------------------------------------------------------------------
-def _block(rng, m, k_in, k_out, activation, bias, u_init, c_init, v_init, train=PARAMS):
+def _block(seed, l, m, k_in, k_out, activation, bias, u_init, c_init, v_init, train=PARAMS):
+    """Block ``l`` (1-based) with parameters drawn from the keyed streams of ``seed``
+    (see :mod:`meanfield.init`: the first m particles do not depend on the width)."""
     if m < 1 or k_in < 1 or k_out < 1:
         raise ValueError(f"widths and dimensions must be >= 1, got m={m}, k_in={k_in}, k_out={k_out}")
-    u = u_init.sample(rng, (m, k_in))
-    c = c_init.sample(rng, (m,)) if bias else np.zeros(m)
-    v = v_init.sample(rng, (m, k_out))
+    u = u_init.sample(init_key(seed, l, "u"), (m, k_in))
+    c = c_init.sample(init_key(seed, l, "c"), (m,)) if bias else np.zeros(m)
+    v = v_init.sample(init_key(seed, l, "v"), (m, k_out))
     return Block(u, c, v, activation, bias, train)
 
 
@@ -325,8 +337,7 @@ def two_layer(d: int, m: int, activation: str = "relu", *, bias: bool = True,
 
     Defaults: u ~ N(0, I/d), c ~ N(0, 1), v ~ N(0, 1).
     """
-    rng = as_rng(seed)
-    blk = _block(rng, m, d, 1, activation, bias, u_init or Gaussian(1 / math.sqrt(d)),
+    blk = _block(seed, 1, m, d, 1, activation, bias, u_init or Gaussian(1 / math.sqrt(d)),
                  c_init or Gaussian(1.0), v_init or Gaussian(1.0))
     return Network([blk], output=output, scaling=scaling, dtype=dtype)
 
@@ -350,9 +361,8 @@ def rzg_three_layer(d: int, m1: int, m2: int, k: int = 1, activations=("relu", "
     defaults.update(inits)
     if len(activations) != 2:
         raise ValueError(f"activations: expected 2 names, got {len(activations)}")
-    rng = as_rng(seed)
-    b1 = _block(rng, m1, d, k, activations[0], bias, defaults["1.u"], defaults["1.c"], defaults["1.v"])
-    b2 = _block(rng, m2, k, 1, activations[1], bias, defaults["2.u"], defaults["2.c"], defaults["2.v"])
+    b1 = _block(seed, 1, m1, d, k, activations[0], bias, defaults["1.u"], defaults["1.c"], defaults["1.v"])
+    b2 = _block(seed, 2, m2, k, 1, activations[1], bias, defaults["2.u"], defaults["2.c"], defaults["2.v"])
     return Network([b1, b2], output=output, scaling=scaling, dtype=dtype)
 
 
@@ -364,8 +374,7 @@ def sl_depth2(d: int, r: int, *, seed=0, dtype=np.float64) -> Network:
     With velocity −η r ∂L/∂v, an Euler step of size dt is gradient descent on w with
     learning rate η·dt/r.
     """
-    rng = as_rng(seed)
-    blk = _block(rng, r, d, 1, "erf", True, Gaussian(0.5), Gaussian(0.5), Gaussian(1.0),
+    blk = _block(seed, 1, r, d, 1, "erf", True, Gaussian(0.5), Gaussian(0.5), Gaussian(1.0),
                  train=("v",))
     return Network([blk], output="clip01", scaling="mf", dtype=dtype)
 
@@ -376,8 +385,7 @@ def sl_depth1(d: int, r: int, activation: str = "relu", *, seed=0, dtype=np.floa
     Mean-field form: one block (v_j = r·w_j, scale 1/r) and a trained output bias b₀ = 0.
     Initialisation as the depth-2 learner: u ~ N(0, I/4), c ~ N(0, 1/4), v ~ N(0, 1).
     """
-    rng = as_rng(seed)
-    blk = _block(rng, r, d, 1, activation, True, Gaussian(0.5), Gaussian(0.5), Gaussian(1.0))
+    blk = _block(seed, 1, r, d, 1, activation, True, Gaussian(0.5), Gaussian(0.5), Gaussian(1.0))
     return Network([blk], output="identity", scaling="mf", out_bias=0.0, dtype=dtype)
 
 
@@ -397,8 +405,7 @@ def stack(d: int, widths: Sequence[int], bottlenecks: Sequence[int] = (), activa
     if len(activations) != L:
         raise ValueError(f"activations: expected {L} names for {L} blocks, got {len(activations)}")
     dims = [d] + bottlenecks + [1]
-    rng = as_rng(seed)
-    blocks = [_block(rng, widths[l], dims[l], dims[l + 1], activations[l], bias,
+    blocks = [_block(seed, l + 1, widths[l], dims[l], dims[l + 1], activations[l], bias,
                      Gaussian(1 / math.sqrt(dims[l])), Gaussian(1.0), Gaussian(1.0))
               for l in range(L)]
     return Network(blocks, output=output, scaling=scaling, dtype=dtype)

@@ -70,6 +70,104 @@ class Stream:
         return Dataset(X, self.target(X))
 
 
+# Below this much work per evaluation (pairs × (k_in + k_out + 2), summed over blocks and
+# networks) the kernels run serially: a parallel launch costs more than it saves.
+# Measured with ``python -m benchmarks small`` (see README, "Many networks at once").
+PARALLEL_MIN_WORK = 1 << 19
+
+
+def parallel_threshold() -> int:
+    """Work per evaluation from which the kernels run in parallel (env
+    ``MEANFIELD_PARALLEL_MIN_WORK`` overrides the default :data:`PARALLEL_MIN_WORK`)."""
+    import os
+
+    v = os.environ.get("MEANFIELD_PARALLEL_MIN_WORK")
+    return PARALLEL_MIN_WORK if not v else int(v)
+
+
+class _Plan:
+    """The kernel's view of B networks of one architecture on their data.
+
+    Holds the static arrays of :func:`meanfield._kernels.evaluate` (layouts with absolute
+    offsets into the concatenated parameter vector, scales, rates, data stacks) and the
+    work arrays, allocated once: O(B · N · Σ_l k_l).
+    """
+
+    def __init__(self, networks, datasets, offsets, loss: int):
+        net0 = networks[0]
+        self.loss = int(loss)
+        for net in networks:
+            if (net.L, net.dims, net.output, net.dtype) != (net0.L, net0.dims, net0.output, net0.dtype):
+                raise ValueError("batched networks need the same depth, dimensions, output and dtype")
+        dt = net0.dtype
+        B = len(networks)
+        self.networks = list(networks)
+        self.layouts = np.stack([net.layout for net in networks]).copy()
+        for b, off in enumerate(offsets):
+            for col in (K.OFF_U, K.OFF_C, K.OFF_V):
+                self.layouts[b, :, col] += off
+        self.offb = np.array([off + net.off_b if net.has_out_bias else -1
+                              for net, off in zip(networks, offsets)], dtype=np.int64)
+        self.scales = np.stack([net.scales for net in networks]).astype(dt)
+        self.rates = np.stack([net.rates for net in networks])
+        self.n_groups = 3 * net0.L + (1 if net0.has_out_bias else 0)
+        self.coef = np.zeros((B, net0.L, 3))
+        self.coef_b = np.zeros(B)
+        self._coef_key = None
+        self.work = float(sum(sum(m * (kin + kout + 2) for m, kin, kout in
+                                  zip(net.widths, net.dims[:-1], net.dims[1:])) for net in networks))
+        self.set_data(datasets)
+
+    def set_data(self, datasets) -> None:
+        """Point the plan at one data set per network (same N; shared sets stored once)."""
+        net0 = self.networks[0]
+        uniq, idx = {}, []
+        for ds in datasets:
+            if ds.d != net0.d:
+                raise ValueError(f"data has dimension {ds.d} but the network takes d = {net0.d}")
+            idx.append(uniq.setdefault(id(ds), (len(uniq), ds))[0])
+        sets = [ds for _, ds in sorted(uniq.values(), key=lambda p: p[0])]
+        n = sets[0].n
+        if any(ds.n != n for ds in sets):
+            raise ValueError("batched networks need data sets of the same size N")
+        dt = net0.dtype
+        self.datasets = list(datasets)
+        self.didx = np.array(idx, dtype=np.int64)
+        self.XT = np.ascontiguousarray(np.stack([ds.X.T for ds in sets]), dtype=dt)
+        self.Y = np.ascontiguousarray(np.stack([ds.y for ds in sets]), dtype=dt)
+        B = len(self.networks)
+        if getattr(self, "HT", None) is None or self.HT.shape[2] != n:
+            R = net0.feature_rows
+            self.HT = np.zeros((B, R, n), dtype=dt)
+            self.GT = np.zeros((B, R, n), dtype=dt)
+            self.F = np.zeros((B, n), dtype=dt)
+            self.partial = np.zeros((B, (n + K.TILE - 1) // K.TILE))
+            self.values = np.zeros(B)
+        self.parallel_work = self.work * n
+
+    def coefficients(self, scales) -> None:
+        """Kernel coefficients −η · rate from the concatenated group time scales
+        (n_groups per network; recomputed only when they change)."""
+        key = scales.tobytes()
+        if key == self._coef_key:
+            return
+        B, L = self.coef.shape[:2]
+        s = np.asarray(scales, dtype=float).reshape(B, self.n_groups)
+        self.coef[:] = -s[:, :3 * L].reshape(B, L, 3) * self.rates[:, :, None]
+        self.coef_b[:] = -s[:, 3 * L] if self.n_groups > 3 * L else 0.0
+        self._coef_key = key
+
+    def run(self, theta, vel, mode) -> np.ndarray:
+        """Evaluate (``mode``: K.FORWARD, K.LOSS or K.VELOCITY); returns the (B,) losses."""
+        import numba
+
+        par = self.parallel_work >= parallel_threshold() and numba.get_num_threads() > 1
+        K.evaluate(theta, self.layouts, self.scales, self.offb, self.XT, self.Y, self.didx,
+                   OUTPUTS[self.networks[0].output], self.loss, self.coef, self.coef_b, mode,
+                   par, self.HT, self.GT, self.F, self.partial, vel, self.values)
+        return self.values
+
+
 class Objective:
     """Empirical risk of ``network`` on ``data`` as a velocity field for :mod:`solvers`.
 
@@ -78,65 +176,76 @@ class Objective:
     network : the architecture (its ``theta`` is the initial state; it is not modified)
     data : a :class:`Dataset` (fixed sample) or a :class:`Stream` (fresh samples per step)
     loss : "squared" (½(f − y)², default) or "logistic" (softplus(f) − y f, y ∈ [0, 1])
+    member : the network's number in a sweep or ensemble: its Langevin noise is keyed by
+        (noise seed, member, group, particle, coordinate), so the network moves the same
+        alone and inside a :class:`solvers.Ensemble` when ``member`` is the same
 
     Calling ``objective(theta, out, scales, step)`` writes every particle's velocity
     into ``out`` (P,) and returns the loss at ``theta``; ``scales`` (n_groups,) are the
     time scales η of the groups (zero: frozen).  After a call, ``outputs`` (N,) holds
     f(x) on the current sample.  Work arrays are allocated once: O(N · Σ_l k_l).
+    :meth:`batch` evaluates many objectives of one architecture in one kernel call.
     """
 
-    def __init__(self, network: Network, data, loss: str = "squared"):
+    def __init__(self, network: Network, data, loss: str = "squared", member: int = 0):
         self.network = network
         self.loss_name = loss
         self._loss = loss_code(loss)
-        self._psi = OUTPUTS[network.output]
-        self.groups = tuple(Group(n, s, sh, tr) for n, s, sh, tr in network.groups())
+        self.member = int(member)
+        self.groups = tuple(Group(n, s, sh, tr, key=(self.member, i))
+                            for i, (n, s, sh, tr) in enumerate(network.groups()))
         self.size = network.n_params
-        dt = network.dtype
-        self._scales = network.scales.astype(dt)
         self._rates = network.rates
-        self._coef = np.zeros((network.L, 3))
         self.stream = data if isinstance(data, Stream) else None
         self._step = None
         if self.stream is None:
             if not isinstance(data, Dataset):
                 raise TypeError("data must be a Dataset or a Stream")
-            self._set_data(data)
+            first = data
         else:
-            self._set_data(self.stream.draw(0))
+            first = self.stream.draw(0)
             self._step = 0
+        self._plan = _Plan([network], [first], [0], self._loss)
 
-    def _set_data(self, data: Dataset) -> None:
-        net = self.network
-        if data.d != net.d:
-            raise ValueError(f"data has dimension {data.d} but the network takes d = {net.d}")
-        dt = net.dtype
-        n = data.n
-        self.data = data
-        self.XT = np.ascontiguousarray(data.X.T, dtype=dt)
-        self.y = np.ascontiguousarray(data.y, dtype=dt)
-        if getattr(self, "HT", None) is None or self.HT.shape[1] != n:
-            self.HT = np.empty((net.feature_rows, n), dtype=dt)
-            self.GT = np.empty((net.feature_rows, n), dtype=dt)
-            self.outputs = np.empty(n, dtype=dt)
-            self._partial = np.empty((n + K.TILE - 1) // K.TILE, dtype=np.float64)
+    @property
+    def data(self) -> Dataset:
+        """The current sample."""
+        return self._plan.datasets[0]
 
-    def _coefficients(self, scales) -> float:
-        """Fill the (L, 3) kernel coefficients −η · rate from group time scales."""
-        L = self.network.L
-        self._coef[:] = -np.asarray(scales[:3 * L], dtype=float).reshape(L, 3) * self._rates[:, None]
-        if self.network.has_out_bias:
-            return -float(scales[3 * L])  # the output bias: rate 1
-        return 0.0
+    @property
+    def outputs(self) -> np.ndarray:
+        """(N,) f(x) on the current sample at the last evaluation."""
+        return self._plan.F[0]
+
+    @property
+    def y(self) -> np.ndarray:
+        """(N,) the targets of the current sample, in the network's dtype."""
+        return self._plan.Y[0]
 
     def __call__(self, theta, out, scales, step: int = 0) -> float:
         if self.stream is not None and step != self._step:
-            self._set_data(self.stream.draw(step))
+            self._plan.set_data([self.stream.draw(step)])
             self._step = step
-        coef_b = self._coefficients(scales)
-        return K.loss_and_velocity(theta, self.network.layout, self._scales, self.network.off_b,
-                                   self.XT, self.y, self._psi, self._loss, self._coef, coef_b,
-                                   self.HT, self.GT, self.outputs, self._partial, out)
+        self._plan.coefficients(scales)
+        return float(self._plan.run(theta, out, K.VELOCITY)[0])
+
+    @staticmethod
+    def batch(objectives):
+        """One velocity field evaluating ``objectives`` (of one architecture, fixed data
+        of one size, one loss) in one kernel call, over their concatenated parameters:
+        a :class:`BatchedObjective`, or None when they cannot be batched."""
+        objs = list(objectives)
+        if not objs or not all(type(o) is Objective for o in objs):
+            return None
+        o0 = objs[0]
+        n0 = o0.network
+        for o in objs:
+            net = o.network
+            if o.stream is not None or o._loss != o0._loss or o.data.n != o0.data.n \
+                    or (net.L, net.dims, net.output, net.dtype, net.has_out_bias) != \
+                    (n0.L, n0.dims, n0.output, n0.dtype, n0.has_out_bias):
+                return None
+        return BatchedObjective(objs)
 
     def default_scales(self) -> np.ndarray:
         """Time scales 1 for trainable groups, 0 for frozen ones."""
@@ -152,8 +261,10 @@ class Objective:
     def loss(self, theta=None, step: int = 0) -> float:
         """The empirical loss at ``theta`` (default: the network's parameters)."""
         theta = self.network.theta if theta is None else theta
-        out = np.empty_like(theta)
-        return self(theta, out, np.zeros(len(self.groups)), step)
+        if self.stream is not None and step != self._step:
+            self._plan.set_data([self.stream.draw(step)])
+            self._step = step
+        return float(self._plan.run(theta, theta, K.LOSS)[0])
 
     def dissipation(self, velocity, scales=None) -> float:
         """−dL/dt along the flow: Σ_g ‖V_g‖² / (η_g rate_g) over moving groups g.
@@ -171,3 +282,35 @@ class Objective:
             v = g.view(velocity).astype(float)
             total += float(np.sum(v * v)) / (eta * rate)
         return total
+
+
+class BatchedObjective:
+    """Several :class:`Objective` s of one architecture as one kernel call.
+
+    The state is the concatenation of the members' parameter vectors (as in
+    :class:`solvers.Ensemble`); ``field(y, out, scales, step)`` writes every member's
+    velocities and returns the (B,) array of the members' losses.  Results are bit for
+    bit those of evaluating each member alone (the kernels run the same work items).
+    """
+
+    def __init__(self, objectives):
+        self.objectives = list(objectives)
+        sizes = [o.size for o in self.objectives]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.size = int(self.offsets[-1])
+        self._plan = _Plan([o.network for o in self.objectives],
+                           [o.data for o in self.objectives], self.offsets[:-1],
+                           self.objectives[0]._loss)
+
+    @property
+    def outputs(self) -> np.ndarray:
+        """(B, N) each member's outputs at the last evaluation."""
+        return self._plan.F
+
+    def __call__(self, y, out, scales, step: int = 0) -> np.ndarray:
+        self._plan.coefficients(scales)
+        return self._plan.run(y, out, K.VELOCITY)
+
+    def losses(self, y) -> np.ndarray:
+        """(B,) each member's empirical loss at the concatenated parameters ``y``."""
+        return self._plan.run(y, y, K.LOSS).copy()

@@ -40,7 +40,8 @@ def plot_run(run, outdir: str, snapshots=None) -> list:
         ax.set_yscale("log")
         ax.set_xlabel("flow time t")
         ax.set_ylabel("loss")
-        ax.set_title(f"loss ({run.config['solver']['loss']}), status: {run.status}")
+        loss_name = run.config["solver"]["loss"] if run.config is not None else "squared"
+        ax.set_title(f"loss ({loss_name}), status: {run.status}")
         ax.legend()
         files.append(_save(fig, outdir, "loss.png"))
 
@@ -48,7 +49,7 @@ def plot_run(run, outdir: str, snapshots=None) -> list:
     if S == 0:
         return files
     snaps = sorted({i % S for i in (snapshots if snapshots is not None else [0, S - 1])})
-    tgt = run.config["target"]["kind"]
+    tgt = run.config["target"]["kind"] if run.config is not None else None
     if tgt in ("relu-norm", "ball", "radial"):
         from .config import make_target
 

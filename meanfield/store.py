@@ -1,26 +1,38 @@
-"""Run storage: the HDF5 run file (docs/format.md, format version 1), an in-memory
+"""Run storage: the HDF5 run file (docs/format.md, format version 2), an in-memory
 recorder with the same arrays, and the offline reader :func:`open_run`.
 
 Recorders are hooks of the run loop: they receive every yielded solver state and
 decide, from ``record.series_every`` / ``snapshot_every`` / ``checkpoint_every``, what
 to store.  Crash safety (HDF5 backend): each record event writes its rows, then the
-counters (root attributes ``n_series``, ``n_snapshots``) and flushes; checkpoints
-alternate between two slots and the attribute naming the valid slot is written last.
-A file killed at any moment therefore reads consistently up to its counters.
+counters (``/progress/counters``) and flushes; checkpoints alternate between two slots
+and the counter naming the valid slot is written last.  A file killed at any moment
+therefore reads consistently up to its counters.  The file is written in HDF5's
+single-writer/multiple-reader (SWMR) mode, so :func:`open_run` can read it while it is
+being written (:meth:`Run.refresh` sees new rows).  The store owns the mapping between
+solver states and checkpoints (:func:`write_checkpoint`, :meth:`Run.state`) and
+describes the network itself (``/network``), so a file reopens without its config.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
+import tempfile
 import time
 
 import numpy as np
 
+from ._h5lock import LockedError, WriterLock, clear_status_flags, status_flags
+
 FORMAT = "meanfield-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS_VERSIONS = (1, 2)
 
 STATE_FIELDS = ("t", "step", "loss", "stage", "stage_t0", "stage_step0", "dt", "seed",
                 "rejected", "wall_time")
+FLOAT_FIELDS = ("t", "loss", "stage_t0", "dt", "wall_time")      # /checkpoint/<slot>/floats
+INT_FIELDS = ("step", "stage", "stage_step0", "rejected")         # /checkpoint/<slot>/ints
+MESSAGE_BYTES = 1024
 
 
 class RunFileError(ValueError):
@@ -151,106 +163,229 @@ class MemoryRecorder(Recorder):
         return out
 
 
+def _fixed(text: str, n: int) -> np.bytes_:
+    return np.bytes_(text.encode("utf-8")[:n])
+
+
+def write_architecture(group, network) -> None:
+    """Describe ``network`` (everything but its parameters) in the attributes of
+    ``group`` and its subgroups ``<l>`` (docs/format.md, ``/network``)."""
+    a = group.attrs
+    a["n_blocks"] = network.L
+    a["output"] = network.output
+    a["scaling"] = network.scaling
+    a["dtype"] = str(network.dtype)
+    a["out_bias"] = bool(network.has_out_bias)
+    a["train_out_bias"] = bool(network.train_out_bias)
+    for l, b in enumerate(network.blocks):
+        ba = group.create_group(str(l + 1)).attrs
+        ba["m"], ba["k_in"], ba["k_out"] = b.m, b.k_in, b.k_out
+        ba["activation"] = b.activation
+        ba["bias"] = bool(b.bias)
+        ba["train"] = "".join(p for p in "ucv" if p in b.train)
+
+
+def read_architecture(group):
+    """The network described by ``group`` (:func:`write_architecture`), parameters zero."""
+    from .network import Block, Network
+
+    a = group.attrs
+    blocks = []
+    for l in range(int(a["n_blocks"])):
+        ba = group[str(l + 1)].attrs
+        m, kin, kout = int(ba["m"]), int(ba["k_in"]), int(ba["k_out"])
+        blocks.append(Block(np.zeros((m, kin)), np.zeros(m), np.zeros((m, kout)),
+                            str(ba["activation"]), bool(ba["bias"]), tuple(str(ba["train"]))))
+    return Network(blocks, output=str(a["output"]), scaling=str(a["scaling"]),
+                   out_bias=0.0 if bool(a["out_bias"]) else None,
+                   train_out_bias=bool(a["train_out_bias"]), dtype=str(a["dtype"]))
+
+
+def write_checkpoint(slot_group, state, wall_time: float) -> None:
+    """Store a solver state in a checkpoint slot (its parameters and counters)."""
+    slot_group["theta"][...] = state.y
+    fl = dict(t=state.t, loss=state.loss, stage_t0=state.stage_t0, dt=state.dt, wall_time=wall_time)
+    slot_group["floats"][...] = np.array([fl[k] for k in FLOAT_FIELDS], dtype=np.float64)
+    slot_group["ints"][...] = np.array([getattr(state, k) for k in INT_FIELDS], dtype=np.int64)
+
+
+def read_checkpoint(slot_group, version: int) -> dict:
+    """The fields (STATE_FIELDS but seed) and ``theta`` of a checkpoint slot."""
+    if version == 1:
+        out = {k: slot_group.attrs[k] for k in STATE_FIELDS if k != "seed"}
+    else:
+        fl = slot_group["floats"][...]
+        it = slot_group["ints"][...]
+        out = {k: float(v) for k, v in zip(FLOAT_FIELDS, fl)}
+        out.update({k: int(v) for k, v in zip(INT_FIELDS, it)})
+    out["theta"] = slot_group["theta"][...]
+    return out
+
+
 class H5Recorder(Recorder):
     """Writes the run file (docs/format.md).  Use :meth:`create` or :meth:`resume`."""
 
     BATCH_ROWS = 256
     BATCH_SECONDS = 1.0
 
-    def __init__(self, f, network, record, test_loss=None, wall_offset: float = 0.0):
+    def __init__(self, f, network, record, test_loss=None, wall_offset: float = 0.0, lock=None):
         super().__init__(network, record, test_loss, wall_offset)
         self.f = f
+        self.lock = lock
         self._rows = []
         self._last_commit = time.perf_counter()
-        self.n_series = int(f.attrs["n_series"])
-        self.n_snapshots = int(f.attrs["n_snapshots"])
+        self._counters = f["progress/counters"]
+        self.n_series, self.n_snapshots, self.slot = (int(x) for x in self._counters[...])
+        self._pending_slot = None
         if self.n_snapshots:
             self.last_snapshot_step = int(f["snapshots/step"][self.n_snapshots - 1])
 
     @classmethod
-    def create(cls, path, *, network, record, config_text, seed, train, test=None, test_loss=None):
+    def create(cls, path, *, network, record, config_text, seeds, train, test=None,
+               test_loss=None, initial_state=None, overwrite=False):
+        """Create the run file at ``path``.
+
+        The file is written under a temporary name in the same folder, complete with
+        its data and (given ``initial_state``) a step-0 checkpoint, and only then
+        renamed to ``path``: a file at ``path`` is always resumable, and with
+        ``overwrite`` an existing file is replaced only once the new one is valid.
+        Without ``overwrite`` an existing ``path`` is never touched (FileExistsError).
+        The writer lock of ``path`` is taken first and held until :meth:`close`: a file
+        that another process is writing is never replaced (LockedError).
+        ``seeds``: {"init", "data", "noise"}.
+        """
         import h5py
         import numba
 
         from . import __version__
 
-        f = h5py.File(path, "w")
-        a = f.attrs
-        a["format"] = FORMAT
-        a["format_version"] = FORMAT_VERSION
-        a["package_version"] = __version__
-        a["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        a["config"] = config_text
-        a["seed"] = int(seed)
-        a["numpy_version"] = np.__version__
-        a["numba_version"] = numba.__version__
-        a["h5py_version"] = h5py.__version__
-        a["status"] = "running"
-        a["message"] = ""
-        a["n_series"] = 0
-        a["n_snapshots"] = 0
-        a["checkpoint_slot"] = -1
-        dt = network.dtype
-        g = f.create_group("data")
-        g.create_dataset("x", data=np.asarray(train.X, dtype=dt))
-        g.create_dataset("y", data=np.asarray(train.y, dtype=dt))
-        d = network.d
-        g.create_dataset("x_test", data=np.asarray(test.X if test is not None else np.zeros((0, d)), dtype=dt))
-        g.create_dataset("y_test", data=np.asarray(test.y if test is not None else np.zeros(0), dtype=dt))
-        s = f.create_group("series")
-        for k, tp in (("step", np.int64), ("t", np.float64), ("loss", np.float64),
-                      ("test_loss", np.float64), ("wall_time", np.float64)):
-            s.create_dataset(k, shape=(0,), maxshape=(None,), dtype=tp, chunks=(1024,))
-        s.create_dataset("velocity_norm", shape=(0, network.L), maxshape=(None, network.L),
-                         dtype=np.float64, chunks=(1024, network.L))
-        sn = f.create_group("snapshots")
-        sn.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
-        sn.create_dataset("t", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
-        comp = record.get("compression", "none")
-        kw = {} if comp == "none" else {"compression": comp}
-        for l, b in enumerate(network.blocks):
-            bg = sn.create_group(f"blocks/{l + 1}")
-            for p, shape in (("u", (b.m, b.k_in)), ("c", (b.m,)), ("v", (b.m, b.k_out))):
-                bg.create_dataset(p, shape=(0,) + shape, maxshape=(None,) + shape, dtype=dt,
-                                  chunks=(1,) + shape, **kw)
-        if network.has_out_bias:
-            sn.create_dataset("out_bias", shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
-        ck = f.create_group("checkpoint")
-        for slot in ("0", "1"):
-            cs = ck.create_group(slot)
-            cs.create_dataset("theta", shape=(network.n_params,), dtype=dt)
-            for k in STATE_FIELDS:
-                cs.attrs[k] = 0
-        f.flush()
-        return cls(f, network, record, test_loss)
+        lock = WriterLock(path).acquire()
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            if not overwrite and os.path.exists(path):
+                raise FileExistsError(f"{path} exists")
+            fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                                       dir=folder)
+            os.close(fd)
+        except BaseException:
+            lock.release()
+            raise
+        try:
+            f = h5py.File(tmp, "w", libver="latest")
+            a = f.attrs
+            a["format"] = FORMAT
+            a["format_version"] = FORMAT_VERSION
+            a["package_version"] = __version__
+            a["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            a["config"] = config_text or ""
+            for k in ("init", "data", "noise"):
+                a[f"seed_{k}"] = np.uint64(seeds[k])
+            a["numpy_version"] = np.__version__
+            a["numba_version"] = numba.__version__
+            a["h5py_version"] = h5py.__version__
+            write_architecture(f.create_group("network"), network)
+            pg = f.create_group("progress")
+            pg.create_dataset("counters", data=np.array([0, 0, -1], dtype=np.int64))
+            pg.create_dataset("status", data=_fixed("running", 16), dtype="S16")
+            pg.create_dataset("message", data=_fixed("", MESSAGE_BYTES), dtype=f"S{MESSAGE_BYTES}")
+            dt = network.dtype
+            g = f.create_group("data")
+            g.create_dataset("x", data=np.asarray(train.X, dtype=dt))
+            g.create_dataset("y", data=np.asarray(train.y, dtype=dt))
+            d = network.d
+            g.create_dataset("x_test", data=np.asarray(test.X if test is not None else np.zeros((0, d)), dtype=dt))
+            g.create_dataset("y_test", data=np.asarray(test.y if test is not None else np.zeros(0), dtype=dt))
+            s = f.create_group("series")
+            for k, tp in (("step", np.int64), ("t", np.float64), ("loss", np.float64),
+                          ("test_loss", np.float64), ("wall_time", np.float64)):
+                s.create_dataset(k, shape=(0,), maxshape=(None,), dtype=tp, chunks=(1024,))
+            s.create_dataset("velocity_norm", shape=(0, network.L), maxshape=(None, network.L),
+                             dtype=np.float64, chunks=(1024, network.L))
+            sn = f.create_group("snapshots")
+            sn.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+            sn.create_dataset("t", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
+            comp = record.get("compression", "none")
+            kw = {} if comp == "none" else {"compression": comp}
+            for l, b in enumerate(network.blocks):
+                bg = sn.create_group(f"blocks/{l + 1}")
+                for p, shape in (("u", (b.m, b.k_in)), ("c", (b.m,)), ("v", (b.m, b.k_out))):
+                    bg.create_dataset(p, shape=(0,) + shape, maxshape=(None,) + shape, dtype=dt,
+                                      chunks=(1,) + shape, **kw)
+            if network.has_out_bias:
+                sn.create_dataset("out_bias", shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
+            ck = f.create_group("checkpoint")
+            for slot in ("0", "1"):
+                cs = ck.create_group(slot)
+                cs.create_dataset("theta", shape=(network.n_params,), dtype=dt)
+                cs.create_dataset("floats", data=np.zeros(len(FLOAT_FIELDS)))
+                cs.create_dataset("ints", data=np.zeros(len(INT_FIELDS), dtype=np.int64))
+            if initial_state is not None:
+                write_checkpoint(ck["0"], initial_state, 0.0)
+                f["progress/counters"][2] = 0
+            f.swmr_mode = True   # from here on: readers may open the file
+            f.flush()
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                os.link(tmp, path)   # atomic, and never replaces an existing file
+                os.unlink(tmp)
+        except BaseException:
+            try:
+                f.close()
+            except Exception:
+                pass
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            lock.release()
+            raise
+        return cls(f, network, record, test_loss, lock=lock)
 
     @classmethod
-    def resume(cls, f, network, record, test_loss=None):
+    def resume(cls, path, network, record, test_loss=None):
         """Reopen a run at its checkpoint: rows recorded after it are dropped.
 
-        Returns (recorder, checkpoint attributes, checkpoint parameters).
+        Returns (recorder, the checkpoint's solver state).
         """
-        slot = int(f.attrs["checkpoint_slot"])
-        if slot < 0:
-            raise RunFileError("the run has no checkpoint to resume from")
-        cs = f[f"checkpoint/{slot}"]
-        attrs = {k: cs.attrs[k] for k in STATE_FIELDS}
-        theta = cs["theta"][...]
-        # keep only what was recorded before the checkpoint's step (it is recorded again)
-        step = int(attrs["step"])
-        ns = int(f.attrs["n_series"])
-        steps = f["series/step"][:ns]
-        ns = int(np.searchsorted(steps, step, side="left"))
-        nn = int(f.attrs["n_snapshots"])
-        snap = f["snapshots/step"][:nn]
-        nn = int(np.searchsorted(snap, step, side="left"))
-        f.attrs["n_series"] = ns
-        f.attrs["n_snapshots"] = nn
-        f.attrs["status"] = "running"
-        f.attrs["message"] = ""
-        f.flush()
-        rec = cls(f, network, record, test_loss, wall_offset=float(attrs["wall_time"]))
-        return rec, attrs, theta
+        import h5py
+
+        import solvers
+
+        lock = WriterLock(path).acquire()
+        try:
+            if status_flags(path):   # a killed writer's flag: no writer is alive (we hold the lock)
+                clear_status_flags(path)
+            f = h5py.File(path, "r+", libver="latest")
+        except BaseException:
+            lock.release()
+            raise
+        try:
+            if int(f.attrs.get("format_version", 0)) != FORMAT_VERSION:
+                raise RunFileError(f"written in format version {int(f.attrs.get('format_version', 0))}; "
+                                   f"this meanfield resumes version {FORMAT_VERSION} files only")
+            counters = f["progress/counters"]
+            ns, nn, slot = (int(x) for x in counters[...])
+            if slot not in (0, 1):
+                raise RunFileError("the run has no checkpoint to resume from")
+            ck = read_checkpoint(f[f"checkpoint/{slot}"], FORMAT_VERSION)
+            state = solvers.State(y=ck["theta"].astype(network.dtype), t=ck["t"], step=ck["step"],
+                                  loss=ck["loss"], stage=ck["stage"], stage_t0=ck["stage_t0"],
+                                  stage_step0=ck["stage_step0"], dt=ck["dt"],
+                                  seed=int(f.attrs["seed_noise"]), rejected=ck["rejected"])
+            # keep only what was recorded before the checkpoint's step (it is recorded again)
+            step = state.step
+            ns = int(np.searchsorted(f["series/step"][:ns], step, side="left"))
+            nn = int(np.searchsorted(f["snapshots/step"][:nn], step, side="left"))
+            counters[...] = np.array([ns, nn, slot], dtype=np.int64)
+            f["progress/status"][()] = _fixed("running", 16)
+            f["progress/message"][()] = _fixed("", MESSAGE_BYTES)
+            f.swmr_mode = True
+            f.flush()
+        except BaseException:
+            f.close()
+            lock.release()
+            raise
+        rec = cls(f, network, record, test_loss, wall_offset=ck["wall_time"], lock=lock)
+        return rec, state
 
     def _append(self, ds, n, value):
         if ds.shape[0] < n + 1:
@@ -288,17 +423,13 @@ class H5Recorder(Recorder):
         self.n_snapshots = n + 1
 
     def _checkpoint(self, state):
-        slot = 1 - int(self.f.attrs["checkpoint_slot"]) if int(self.f.attrs["checkpoint_slot"]) >= 0 else 0
-        cs = self.f[f"checkpoint/{slot}"]
-        cs["theta"][...] = state.y
-        for k in STATE_FIELDS:
-            v = self.wall() if k == "wall_time" else getattr(state, k)
-            cs.attrs[k] = v
+        slot = 1 - self.slot if self.slot >= 0 else 0
+        write_checkpoint(self.f[f"checkpoint/{slot}"], state, self.wall())
         self._pending_slot = slot
 
     def _status(self, status, message):
-        self.f.attrs["status"] = status
-        self.f.attrs["message"] = message
+        self.f["progress/status"][()] = _fixed(status, 16)
+        self.f["progress/message"][()] = _fixed(message, MESSAGE_BYTES)
 
     def _commit(self, force):
         """Make written rows visible.  Series rows are buffered and written when a
@@ -311,19 +442,19 @@ class H5Recorder(Recorder):
             return
         self._write_rows()
         self.f.flush()  # rows first ...
-        a = self.f.attrs
-        a["n_series"] = self.n_series
-        a["n_snapshots"] = self.n_snapshots
-        slot = getattr(self, "_pending_slot", None)
-        if slot is not None:
-            a["checkpoint_slot"] = slot
+        if self._pending_slot is not None:
+            self.slot = self._pending_slot
             self._pending_slot = None
+        self._counters[...] = np.array([self.n_series, self.n_snapshots, self.slot], dtype=np.int64)
         self.f.flush()  # ... then the counters that make them visible
         self._last_commit = time.perf_counter()
 
     def close(self):
         if self.f.id.valid:
             self.f.close()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 # ----------------------------------------------------------------------------------
@@ -358,60 +489,125 @@ class Rows:
 
 
 class Run:
-    """An open run file (read only).  Attributes:
+    """An open run file (read only; it may be a run still being written: see
+    :meth:`refresh`).  Attributes:
 
-    config (dict), config_text, status ("complete", "interrupted", "diverged"),
-    message, series (dict of :class:`Rows`), snapshots (dict: step, t, and per block
-    u, c, v as :class:`Rows`), data (x, y, x_test, y_test as h5py datasets),
-    n_series, n_snapshots, attrs.
+    config (dict, or None for a run made from Python), config_text, seeds ({"init",
+    "data", "noise"}), status ("running" while a live writer holds it — a reader cannot
+    tell a live run from a killed one, so a file left "running" also reads as
+    "interrupted" once its writer is gone: see ``status``), message, series (dict of
+    :class:`Rows`), snapshots (dict: step, t, and per block u, c, v as :class:`Rows`),
+    data (x, y, x_test, y_test as h5py datasets), n_series, n_snapshots, version, attrs.
     """
 
     def __init__(self, path):
         import h5py
 
+        self.path = str(path)
+        if not os.path.exists(path):
+            raise RunFileError(f"{path}: no such file")
+        self._reopen()
         try:
-            self.f = h5py.File(path, "r")
-        except FileNotFoundError:
-            raise RunFileError(f"{path}: no such file") from None
-        except OSError as e:
-            raise RunFileError(f"{path}: not an HDF5 file ({str(e).splitlines()[0]})") from None
-        a = self.f.attrs
-        if a.get("format") != FORMAT:
+            self._open()
+        except RunFileError:
             self.f.close()
+            raise
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            self.f.close()
+            raise RunFileError(f"{path}: damaged or incomplete run file ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
+
+    def _reopen(self):
+        import h5py
+
+        try:
+            self.f = h5py.File(self.path, "r", libver="latest", swmr=True)
+        except OSError as e:
+            raise RunFileError(f"{self.path}: not a readable HDF5 file ({str(e).splitlines()[0]})") from None
+
+    def _open(self):
+        a = self.f.attrs
+        path = self.path
+        if a.get("format") != FORMAT:
             raise RunFileError(f"{path}: not a meanfield run file (no format = '{FORMAT}' attribute)")
         ver = int(a.get("format_version", -1))
-        if ver > FORMAT_VERSION or ver < 1:
-            self.f.close()
+        if ver not in READS_VERSIONS:
             raise RunFileError(f"{path}: format version {ver} is not supported by this meanfield "
-                               f"(reads version {FORMAT_VERSION}); upgrade meanfield")
-        from . import config as C
-
-        self.path = str(path)
+                               f"(reads versions {', '.join(map(str, READS_VERSIONS))}); upgrade meanfield")
+        self.version = ver
         self.attrs = dict(a)
-        self.config_text = str(a["config"])
-        self.config = C.load(self.config_text)
-        st = str(a["status"])
-        self.status = "interrupted" if st == "running" else st
-        self.message = str(a.get("message", ""))
-        self.n_series = int(a["n_series"])
-        self.n_snapshots = int(a["n_snapshots"])
-        self.series = {k: Rows(v, self.n_series) for k, v in self.f["series"].items()}
-        sn = self.f["snapshots"]
-        self.snapshots = {"step": Rows(sn["step"], self.n_snapshots), "t": Rows(sn["t"], self.n_snapshots)}
-        for l in sn["blocks"]:
-            for p in "ucv":
-                self.snapshots[f"{l}.{p}"] = Rows(sn[f"blocks/{l}/{p}"], self.n_snapshots)
-        if "out_bias" in sn:
-            self.snapshots["out.b"] = Rows(sn["out_bias"], self.n_snapshots)
-        self.data = {k: self.f["data"][k] for k in ("x", "y", "x_test", "y_test")}
-        self._template = None
-
-    def template(self):
-        """The run's network architecture (initial parameters as configured)."""
-        if self._template is None:
+        self.config_text = str(a.get("config", ""))
+        self.config = None
+        if self.config_text:
             from . import config as C
 
-            self._template = C.make_network(self.config)
+            try:
+                self.config = C.load(self.config_text)
+            except C.ConfigError as e:
+                raise RunFileError(f"{path}: the stored configuration is invalid ({e})") from None
+        if ver == 1:
+            s = int(a["seed"])
+            self.seeds = {"init": s, "data": s, "noise": s}
+        else:
+            self.seeds = {k: int(a[f"seed_{k}"]) for k in ("init", "data", "noise")}
+        self._template = None
+        self._read_progress()
+
+    def refresh(self) -> "Run":
+        """Re-read the counters, status and rows (a live run grows between calls).
+
+        The file is reopened: an HDF5 reader that stays open across the writer's growth
+        of a chunk index can see stale index entries (measured here: rows past the first
+        chunk read as the first chunk again), a fresh open cannot.
+        """
+        if self.version > 1:
+            self.f.close()
+            self._reopen()
+        return self._read_progress()
+
+    def _read_progress(self) -> "Run":
+        f = self.f
+        self.data = {k: f["data"][k] for k in ("x", "y", "x_test", "y_test")}
+        if self.version == 1:
+            a = f.attrs
+            n_series, n_snapshots, slot = int(a["n_series"]), int(a["n_snapshots"]), int(a["checkpoint_slot"])
+            st, msg = str(a["status"]), str(a.get("message", ""))
+        else:
+            pg = f["progress"]
+            n_series, n_snapshots, slot = (int(x) for x in pg["counters"][...])
+            st = pg["status"][()].decode("utf-8", "replace")
+            msg = pg["message"][()].decode("utf-8", "replace")
+        if slot not in (-1, 0, 1):
+            raise RunFileError(f"{self.path}: checkpoint slot {slot} is invalid (expected -1, 0 or 1)")
+        for what, n, ds in (("series", n_series, f["series/step"]),
+                            ("snapshots", n_snapshots, f["snapshots/step"])):
+            if not 0 <= n <= ds.shape[0]:
+                raise RunFileError(f"{self.path}: the file claims {n} {what} rows but holds {ds.shape[0]}")
+        self.n_series, self.n_snapshots, self.checkpoint_slot = n_series, n_snapshots, slot
+        self.live_status = st
+        self.status = "interrupted" if st == "running" else st
+        self.message = msg
+        self.series = {k: Rows(v, n_series) for k, v in f["series"].items()}
+        sn = f["snapshots"]
+        self.snapshots = {"step": Rows(sn["step"], n_snapshots), "t": Rows(sn["t"], n_snapshots)}
+        for l in sn["blocks"]:
+            for p in "ucv":
+                self.snapshots[f"{l}.{p}"] = Rows(sn[f"blocks/{l}/{p}"], n_snapshots)
+        if "out_bias" in sn:
+            self.snapshots["out.b"] = Rows(sn["out_bias"], n_snapshots)
+        return self
+
+    def template(self):
+        """The run's network architecture (parameters as configured, or zero)."""
+        if self._template is None:
+            if "network" in self.f:
+                self._template = read_architecture(self.f["network"])
+            elif self.config is not None:
+                from . import config as C
+
+                self._template = C.make_network(self.config)
+            else:
+                raise RunFileError(f"{self.path}: the file describes no network")
         return self._template
 
     def theta(self, i: int) -> np.ndarray:
@@ -419,8 +615,7 @@ class Run:
         net = self.template()
         theta = np.empty_like(net.theta)
         for name, start, shape, _ in net.groups():
-            key = name
-            row = self.snapshots[key][i]
+            row = self.snapshots[name][i]
             theta[start:start + int(np.prod(shape))] = np.asarray(row).ravel()
         return theta
 
@@ -429,13 +624,12 @@ class Run:
         return self.template().with_theta(self.theta(i))
 
     def checkpoint(self) -> dict:
-        """The newest checkpoint: its state attributes and ``theta``."""
-        slot = int(self.f.attrs["checkpoint_slot"])
-        if slot < 0:
+        """The newest checkpoint: its state fields and ``theta`` ({} if none)."""
+        if self.checkpoint_slot < 0:
             return {}
-        cs = self.f[f"checkpoint/{slot}"]
-        out = {k: cs.attrs[k] for k in STATE_FIELDS}
-        out["theta"] = cs["theta"][...]
+        cs = self.f[f"checkpoint/{self.checkpoint_slot}"]
+        out = read_checkpoint(cs, self.version)
+        out["seed"] = self.seeds["noise"]
         return out
 
     def close(self):
@@ -449,5 +643,9 @@ class Run:
 
 
 def open_run(path) -> Run:
-    """Open a run file for offline analysis (lazy: nothing large is read up front)."""
+    """Open a run file for offline analysis (lazy: nothing large is read up front).
+
+    A file still being written can be opened too; call :meth:`Run.refresh` to see the
+    rows written since.
+    """
     return Run(path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .registry import Param, Registry
+
 
 class RadialTarget:
     """y(x) = g(‖x‖) for a vectorised function ``g`` of the norm."""
@@ -53,5 +55,44 @@ class Teacher:
         return np.asarray(self.network(np.asarray(X)), dtype=float)
 
 
-TARGETS = {"relu-norm": ReluNorm, "ball": BallIndicator, "radial": RadialTarget,
-           "teacher": Teacher}
+# ----------------------------------------------------------------------------------
+# the registry (Python API and configurations): one registration per target
+# ----------------------------------------------------------------------------------
+PROFILES = ("relu", "cos", "bump")
+
+
+def _radial_profile(ctx, profile, r, freq, width):
+    """The named radial profiles a configuration can give (a file cannot carry a function)."""
+    if profile == "relu":
+        return RadialTarget(lambda rho: np.maximum(r - rho, 0.0))
+    if profile == "cos":
+        return RadialTarget(lambda rho: np.cos(freq * rho))
+    return RadialTarget(lambda rho: np.exp(-rho ** 2 / (2 * width * width)))
+
+
+def _teacher(ctx, teacher_width, teacher_activation, teacher_seed):
+    from .network import two_layer
+
+    return Teacher(two_layer(ctx["d"], teacher_width, teacher_activation, seed=teacher_seed))
+
+
+def _activations():
+    from .activations import ACTIVATIONS
+
+    return tuple(ACTIVATIONS)
+
+
+TARGETS = Registry("target")
+TARGETS.register("relu-norm", ReluNorm, {"r": Param("number", 1.0, lo=0, strict=True)})
+TARGETS.register("ball", BallIndicator, {"lam": Param("number", 1.0, lo=0, strict=True)})
+TARGETS.register("radial", RadialTarget, {
+    "profile": Param("string", "cos", choices=PROFILES,
+                     doc="relu: ReLU(r − ρ), cos: cos(freq ρ), bump: exp(−ρ²/(2 width²))"),
+    "r": Param("number", 1.0, lo=0, strict=True), "freq": Param("number", 1.0),
+    "width": Param("number", 1.0, lo=0, strict=True)}, build=_radial_profile)
+TARGETS.register("teacher", Teacher, {
+    "teacher_width": Param("integer", 8, lo=1),
+    "teacher_activation": Param("string", "relu", choices=_activations()),
+    "teacher_seed": Param("integer", lambda ctx: ctx["seed"]["data"] + 1, lo=0,
+                          doc="initialisation seed of the teacher (default seed.data + 1)")},
+    build=_teacher)

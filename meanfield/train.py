@@ -1,4 +1,5 @@
-"""Training a network: the objective, the solver and an in-memory history in one call."""
+"""Training a network in one call: the objective, the run loop of
+:func:`meanfield.experiment.drive` and an in-memory history."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,7 +45,10 @@ def train(network: Network, data, *, loss: str = "squared", hooks=(), **solver_k
     to each hook.  On divergence :class:`solvers.DivergenceError` propagates, carrying the
     last finite state.
     """
+    from .experiment import drive
+
     obj = Objective(network, data, loss=loss)
     hist = History()
-    final = solvers.solve(obj, network.theta, hooks=(hist, *hooks), **solver_kwargs)
+    y0 = network.theta if solver_kwargs.get("state") is None else None
+    final, _, _ = drive(obj, y0, hooks=(hist, *hooks), reraise=True, **solver_kwargs)
     return TrainResult(network.with_theta(final.y.copy()), final, hist)

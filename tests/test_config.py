@@ -142,7 +142,7 @@ def test_bad_overrides():
     with pytest.raises(C.ConfigError, match="model.d: expected an integer"):
         C.load(TINY, ["model.d=three"])
     with pytest.raises(C.ConfigError, match="is not a table"):
-        C.load(TINY, ["seed.x=1"])
+        C.load(TINY, ["solver.steps.x=1"])
 
 
 # -- fuzzing: any input is a result or the documented error ---------------------------

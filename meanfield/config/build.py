@@ -1,0 +1,130 @@
+"""Building an experiment from a resolved configuration, through the same registries as
+the Python API (:data:`meanfield.DISTRIBUTIONS`, :data:`meanfield.TARGETS`,
+:data:`meanfield.init.INIT_LAWS`).
+
+Randomness is keyed by the configuration's three seeds: ``seed.init`` the initial
+particles (keyed streams, so widths nest), ``seed.data`` the training and test samples
+(and a teacher's default seed), ``seed.noise`` the Langevin noise.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..data import DISTRIBUTIONS
+from ..init import INIT_LAWS, Gaussian
+from ..network import PARAMS, Network, _block
+from ..targets import TARGETS
+
+
+def context(cfg: dict) -> dict:
+    """What registered builders may read: the input dimension and the seeds."""
+    return {"d": cfg["model"]["d"], "seed": cfg["seed"]}
+
+
+def _make(registry, table: dict, kind_key: str, cfg: dict):
+    entry = registry.entries[table[kind_key]]
+    return entry.make(context(cfg), {k: table[k] for k in entry.params})
+
+
+def make_distribution(cfg: dict):
+    """The data law of ``[data]``."""
+    return _make(DISTRIBUTIONS, cfg["data"], "distribution", cfg)
+
+
+def make_target(cfg: dict):
+    """The target of ``[target]``."""
+    return _make(TARGETS, cfg["target"], "kind", cfg)
+
+
+def frozen_groups(cfg: dict) -> set:
+    """Names of the groups ``model.freeze`` freezes for the whole run."""
+    import solvers
+
+    m = cfg["model"]
+    if not m["freeze"]:
+        return set()
+    names = [f"{l + 1}.{p}" for l in range(len(m["widths"])) for p in PARAMS]
+    if m["out_bias"]:
+        names.append("out.b")
+    groups = [solvers.Group(n, 0, (1, 1)) for n in names]
+    return {groups[i].name for i in solvers.match_groups(groups, m["freeze"])}
+
+
+def make_network(cfg: dict, widths=None) -> Network:
+    """The initial network of ``[model]`` (optionally with other ``widths``: by the
+    prefix property of the keyed init streams, its particles are the first ones of the
+    configured network's, for every block)."""
+    mc = cfg["model"]
+    widths = list(mc["widths"] if widths is None else widths)
+    L = len(widths)
+    dims = [mc["d"]] + mc["bottleneck"] + [1]
+    frozen = frozen_groups(cfg)
+    blocks = []
+    for l in range(L):
+        laws = {"u": Gaussian(1 / math.sqrt(dims[l])), "c": Gaussian(1.0), "v": Gaussian(1.0)}
+        for p in PARAMS:
+            spec = mc["init"].get(f"{l + 1}.{p}")
+            if spec is not None:
+                entry = INIT_LAWS.entries[spec["law"]]
+                laws[p] = entry.make({}, {k: spec[k] for k in entry.params})
+        train = tuple(p for p in PARAMS if f"{l + 1}.{p}" not in frozen)
+        blocks.append(_block(cfg["seed"]["init"], l + 1, widths[l], dims[l], dims[l + 1],
+                             mc["activations"][l], mc["bias"], laws["u"], laws["c"], laws["v"],
+                             train=train))
+    return Network(blocks, output=mc["output"], scaling=mc["scaling"],
+                   out_bias=0.0 if mc["out_bias"] else None,
+                   train_out_bias="out.b" not in frozen, dtype=mc["dtype"])
+
+
+def make_schedule(stages: list) -> list:
+    """solvers.Stage objects of ``[[stages]]``."""
+    import solvers
+
+    sched = []
+    for s in stages:
+        projs = []
+        for p in s["projections"]:
+            if p["kind"] == "ball":
+                projs.append(solvers.BallProjection(tuple(p["groups"]), p["radius"], p["per"]))
+            else:
+                projs.append(solvers.BoxProjection(tuple(p["groups"]), p["lo"], p["hi"]))
+        lv = s.get("langevin")
+        sched.append(solvers.Stage(duration=s.get("duration"), steps=s.get("steps"),
+                                   time_scales=dict(s["time_scales"]), freeze=tuple(s["freeze"]),
+                                   projections=tuple(projs), name=s["name"],
+                                   langevin=solvers.Langevin(lv["tau"], lv["lam"]) if lv else None))
+    return sched
+
+
+def make_data(cfg: dict):
+    """(train, test or None) samples of ``[data]`` and ``[target]``, from ``seed.data``."""
+    from ..objective import Dataset
+
+    law = make_distribution(cfg)
+    target = make_target(cfg)
+    rng = np.random.default_rng([cfg["seed"]["data"], 1])
+    X = law.sample(cfg["data"]["n_train"], rng)
+    train = Dataset(X, target(X))
+    test = None
+    if cfg["data"]["n_test"] > 0:
+        Xt = law.sample(cfg["data"]["n_test"], rng)
+        test = Dataset(Xt, target(Xt))
+    return train, test, target
+
+
+def build(cfg: dict):
+    """The :class:`~meanfield.experiment.Experiment` of a resolved configuration."""
+    import solvers
+
+    from ..experiment import Experiment
+
+    train, test, target = make_data(cfg)
+    sv = cfg["solver"]
+    return Experiment(
+        network=make_network(cfg), train=train, test=test, target=target,
+        schedule=make_schedule(cfg["stages"]),
+        stop=solvers.Stop(t_end=sv.get("t_end"), steps=sv.get("steps"), loss_tol=sv.get("loss_tol")),
+        method=sv["method"], dt=sv["dt"], rtol=sv["rtol"], atol=sv["atol"], loss=sv["loss"],
+        seed=cfg["seed"]["noise"], record=dict(cfg["record"]), config=cfg)
