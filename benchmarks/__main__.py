@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m benchmarks {step,memory,recording} [options]``."""
+"""Benchmarks: ``python -m benchmarks {step,memory,recording,small} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +31,22 @@ def main(argv=None) -> int:
     rc.add_argument("--k", type=int, default=1)
     rc.add_argument("--steps", type=int, default=200)
     rc.add_argument("--rounds", type=int, default=6)
+    sm = sub.add_parser("small", help="many networks at once: tiny networks against JAX, the "
+                        "serial/parallel crossover, ensembles, moderate sizes, erf, busy neighbours")
+    sm.add_argument("--parts", default="tiny,crossover,ensemble,moderate,busy",
+                    help="comma-separated subset of tiny,crossover,ensemble,moderate,busy")
+    sm.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    sm.add_argument("--busy-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cmd == "small":
+        from . import small
+        res = small.run(args)
+        if res:
+            print(small.report(res))
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(res, f, indent=2)
+        return 0
     for name in ("d", "n", "m", "k"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be >= 1")

@@ -68,7 +68,7 @@ FORWARD, LOSS, VELOCITY = 0, 1, 2  # what an evaluation computes (modes)
 #   general path.
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _load_tile(src, b0, nb, dst):
     """dst[:, :nb] = src[:, b0:b0+nb], dst[:, nb:] = 0 (dst: (rows, TILE))."""
     for a in range(src.shape[0]):
@@ -78,7 +78,7 @@ def _load_tile(src, b0, nb, dst):
             dst[a, b] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _preact(U, c, j, Xt, z):
     """z[b] = u_j · h_b + c_j over one padded tile (Xt: (k_in, TILE)).
 
@@ -113,7 +113,7 @@ def _preact(U, c, j, Xt, z):
         a += 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _gq(V, j, Gt, ds, q):
     """q[b] = (g_b · v_j) σ'(z_jb) over one padded tile (Gt: (k_out, TILE))."""
     v0 = V[j, 0]
@@ -130,7 +130,7 @@ def _gq(V, j, Gt, ds, q):
 
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _forward_tile(U, c, V, act, Xt, acc, z, s):
     """acc (k_out, TILE) = Σ_j v_j σ(u_j·h + c_j) over one padded tile Xt (k_in, TILE)."""
     m = U.shape[0]
@@ -159,7 +159,7 @@ def _forward_tile(U, c, V, act, Xt, acc, z, s):
                     ao[b] += vjo * s[b]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _backward_tile(U, c, V, act, Xt, Gt, acc, z, ds, q):
     """acc (k_in, TILE) = Σ_j (g·v_j) σ'(u_j·h + c_j) u_j over one padded tile
     (Xt (k_in, TILE) the block's input, Gt (k_out, TILE) its back-propagated g)."""
@@ -192,12 +192,12 @@ def _backward_tile(U, c, V, act, Xt, Gt, acc, z, ds, q):
                     aa[b] += uja * q[b]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _softplus(x):
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def block_views(theta, lay, l):
     """(U, c, V) of block l as views of the flat parameter vector (``lay``: (L, 8))."""
     m = lay[l, M]
@@ -212,7 +212,7 @@ def block_views(theta, lay, l):
     return U, c, V
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sample_item(b, t, theta, layouts, scales, offb, XT, Y, didx, psi, loss, lowest, mode,
                  HT, GT, F, partial):
     """Network b, tile t: forward pass, output and loss, back-propagation (see module)."""
@@ -304,7 +304,7 @@ def _sample_item(b, t, theta, layouts, scales, offb, XT, Y, didx, psi, loss, low
                 gt[b0 + bb] = g[bb]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
     """Velocities of particles j0 .. j0 + PCHUNK − 1 of one block.
 
@@ -323,6 +323,7 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
     kout = V.shape[1]
     n = HinT.shape[1]
     nj = min(PCHUNK, m - j0)
+    nc = min(PCHUNK, (nj + 7) // 8 * 8)   # loop length: the chunk's particles, rounded up to 8
     want_s = cv != 0.0
     want_d = (cu != 0.0) or (cc != 0.0)
     # the chunk's particles, transposed so that particles are contiguous; padded
@@ -357,7 +358,7 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
                 gs[i, 0] = GT[0, b0 + i] if i < nb else zero
             x0, x1, x2, x3 = xs[0, 0], xs[1, 0], xs[2, 0], xs[3, 0]
             g0, g1, g2, g3 = gs[0, 0], gs[1, 0], gs[2, 0], gs[3, 0]
-            for j in range(PCHUNK):
+            for j in range(nc):
                 uj, cj, vj = u0[j], cT[j], v0[j]
                 z0 = uj * x0 + cj
                 z1 = uj * x1 + cj
@@ -383,7 +384,7 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
                         xs[i, a] = 0.0
                     for o in range(kout):
                         gs[i, o] = 0.0
-                    for j in range(PCHUNK):
+                    for j in range(nc):
                         S[i, j] = 0.0
                         Q[i, j] = 0.0
                     continue
@@ -392,7 +393,7 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
                 for o in range(kout):
                     gs[i, o] = GT[o, b0 + i]
                 zi = Z[i]
-                for j in range(PCHUNK):
+                for j in range(nc):
                     zi[j] = cT[j]
                 a = 0
                 while a + 8 <= kin:
@@ -400,34 +401,34 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
                     u4, u5, u6, u7 = UT[a + 4], UT[a + 5], UT[a + 6], UT[a + 7]
                     x0, x1, x2, x3 = xs[i, a], xs[i, a + 1], xs[i, a + 2], xs[i, a + 3]
                     x4, x5, x6, x7 = xs[i, a + 4], xs[i, a + 5], xs[i, a + 6], xs[i, a + 7]
-                    for j in range(PCHUNK):
+                    for j in range(nc):
                         zi[j] += ((u0[j] * x0 + u1[j] * x1) + (u2[j] * x2 + u3[j] * x3)) + \
                                  ((u4[j] * x4 + u5[j] * x5) + (u6[j] * x6 + u7[j] * x7))
                     a += 8
                 while a + 4 <= kin:
                     u0, u1, u2, u3 = UT[a], UT[a + 1], UT[a + 2], UT[a + 3]
                     x0, x1, x2, x3 = xs[i, a], xs[i, a + 1], xs[i, a + 2], xs[i, a + 3]
-                    for j in range(PCHUNK):
+                    for j in range(nc):
                         zi[j] += (u0[j] * x0 + u1[j] * x1) + (u2[j] * x2 + u3[j] * x3)
                     a += 4
                 while a < kin:
                     ua = UT[a]
                     xa = xs[i, a]
-                    for j in range(PCHUNK):
+                    for j in range(nc):
                         zi[j] += ua[j] * xa
                     a += 1
                 act_tile(act, zi, S[i], D[i], PCHUNK, want_s, want_d)
                 if want_d:
                     qi = Q[i]
-                    for j in range(PCHUNK):
+                    for j in range(nc):
                         qi[j] = 0.0
                     for o in range(kout):
                         vo = VT[o]
                         go = gs[i, o]
-                        for j in range(PCHUNK):
+                        for j in range(nc):
                             qi[j] += vo[j] * go
                     di = D[i]
-                    for j in range(PCHUNK):
+                    for j in range(nc):
                         qi[j] *= di[j]
             s0, s1, s2, s3 = S[0], S[1], S[2], S[3]
             q0, q1, q2, q3 = Q[0], Q[1], Q[2], Q[3]
@@ -435,10 +436,10 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
                 for o in range(kout):
                     g0, g1, g2, g3 = gs[0, o], gs[1, o], gs[2, o], gs[3, o]
                     ao = accv[o]
-                    for j in range(PCHUNK):
+                    for j in range(nc):
                         ao[j] += (s0[j] * g0 + s1[j] * g1) + (s2[j] * g2 + s3[j] * g3)
             if cc != 0.0:
-                for j in range(PCHUNK):
+                for j in range(nc):
                     accc[j] += (q0[j] + q1[j]) + (q2[j] + q3[j])
             if cu != 0.0:
                 a = 0
@@ -447,14 +448,14 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
                     y0, y1, y2, y3 = xs[0, a + 1], xs[1, a + 1], xs[2, a + 1], xs[3, a + 1]
                     aa = accu[a]
                     ab = accu[a + 1]
-                    for j in range(PCHUNK):
+                    for j in range(nc):
                         aa[j] += (q0[j] * x0 + q1[j] * x1) + (q2[j] * x2 + q3[j] * x3)
                         ab[j] += (q0[j] * y0 + q1[j] * y1) + (q2[j] * y2 + q3[j] * y3)
                     a += 2
                 if a < kin:
                     x0, x1, x2, x3 = xs[0, a], xs[1, a], xs[2, a], xs[3, a]
                     aa = accu[a]
-                    for j in range(PCHUNK):
+                    for j in range(nc):
                         aa[j] += (q0[j] * x0 + q1[j] * x1) + (q2[j] * x2 + q3[j] * x3)
     for j in range(nj):
         for a in range(kin):
@@ -466,7 +467,7 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
 
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _particle_item(w, items, theta, layouts, coef, scales, XT, didx, HT, GT, vel):
     b, l, j0 = items[w, 0], items[w, 1], items[w, 2]
     lay = layouts[b]
@@ -483,7 +484,7 @@ def _particle_item(w, items, theta, layouts, coef, scales, XT, didx, HT, GT, vel
                     coef[b, l, 1] * s, coef[b, l, 2] * s, VU, Vc, VV, j0)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _sample_pass_parallel(theta, layouts, scales, offb, XT, Y, didx, psi, loss, lowest, mode,
                           HT, GT, F, partial):
     ntiles = (XT.shape[2] + TILE - 1) // TILE
@@ -492,7 +493,7 @@ def _sample_pass_parallel(theta, layouts, scales, offb, XT, Y, didx, psi, loss, 
                      loss, lowest, mode, HT, GT, F, partial)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sample_pass_serial(theta, layouts, scales, offb, XT, Y, didx, psi, loss, lowest, mode,
                         HT, GT, F, partial):
     ntiles = (XT.shape[2] + TILE - 1) // TILE
@@ -501,19 +502,19 @@ def _sample_pass_serial(theta, layouts, scales, offb, XT, Y, didx, psi, loss, lo
                      loss, lowest, mode, HT, GT, F, partial)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _particle_pass_parallel(items, theta, layouts, coef, scales, XT, didx, HT, GT, vel):
     for w in prange(items.shape[0]):
         _particle_item(w, items, theta, layouts, coef, scales, XT, didx, HT, GT, vel)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _particle_pass_serial(items, theta, layouts, coef, scales, XT, didx, HT, GT, vel):
     for w in range(items.shape[0]):
         _particle_item(w, items, theta, layouts, coef, scales, XT, didx, HT, GT, vel)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def evaluate(theta, layouts, scales, offb, XT, Y, didx, psi, loss, coef, coef_b, mode,
              parallel, HT, GT, F, partial, vel, values):
     """Features, outputs, losses and velocities of B networks of one architecture.
@@ -564,28 +565,34 @@ def evaluate(theta, layouts, scales, offb, XT, Y, didx, psi, loss, coef, coef_b,
         values[b] = tot / n
     if mode == LOSS:
         return
-    # the particle pass: work items (network, moving block, chunk)
+    # the particle pass: work items (network, moving block, chunk), chunk-major: a
+    # parallel loop splits its range into equal contiguous parts, one per thread, and
+    # items of different blocks differ in cost (d inputs against a k = 1 bottleneck), so
+    # chunk j of every network and block comes before chunk j + 1 of any
     count = 0
-    for b in range(B):
-        for l in range(L):
-            if coef[b, l, 0] != 0.0 or coef[b, l, 1] != 0.0 or coef[b, l, 2] != 0.0:
-                count += (layouts[b, l, M] + PCHUNK - 1) // PCHUNK
-    items = np.empty((count, 3), dtype=np.int64)
-    w = 0
+    maxm = 0
     for b in range(B):
         for l in range(L):
             lay = layouts[b]
             if coef[b, l, 0] != 0.0 or coef[b, l, 1] != 0.0 or coef[b, l, 2] != 0.0:
-                for j0 in range(0, lay[l, M], PCHUNK):
-                    items[w, 0] = b
-                    items[w, 1] = l
-                    items[w, 2] = j0
-                    w += 1
+                count += (lay[l, M] + PCHUNK - 1) // PCHUNK
+                maxm = max(maxm, lay[l, M])
             else:  # a block that does not move: zero velocity
                 VU, Vc, VV = block_views(vel, lay, l)
                 VU[:] = 0.0
                 Vc[:] = 0.0
                 VV[:] = 0.0
+    items = np.empty((count, 3), dtype=np.int64)
+    w = 0
+    for j0 in range(0, maxm, PCHUNK):
+        for b in range(B):
+            for l in range(L):
+                if (coef[b, l, 0] != 0.0 or coef[b, l, 1] != 0.0 or coef[b, l, 2] != 0.0) \
+                        and j0 < layouts[b, l, M]:
+                    items[w, 0] = b
+                    items[w, 1] = l
+                    items[w, 2] = j0
+                    w += 1
     if parallel:
         _particle_pass_parallel(items, theta, layouts, coef, scales, XT, didx, HT, GT, vel)
     else:

@@ -4,6 +4,10 @@ Every activation has an integer code (the kernels branch on it once per particle
 never per sample) and a name (what users and configs write).  The scalar functions
 :func:`act_value` and :func:`act_deriv` work inside any ``@njit`` function; the tile
 helper :func:`act_tile` fills σ(z) and σ'(z) for a whole vector of pre-activations.
+erf, tanh, sigmoid and softplus (and their derivatives) come from
+:mod:`meanfield._vmath`: vectorisable implementations with tested error bounds against
+scipy.special (erf ≤ 1e-14 relative, the others ≤ 1e-15), so a tile of them compiles
+to SIMD code like ReLU's.
 
 ==========  ====  =================================  ===========================
 name        code  σ(z)                               σ'(z)
@@ -19,10 +23,11 @@ quadratic   6     z²                                 2z
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from numba import njit
+
+from ._vmath import verf_d, vsigmoid_d, vsoftplus_d, vtanh_d
 
 IDENTITY, RELU, ERF, SIGMOID, TANH, SOFTPLUS, QUADRATIC = range(7)
 
@@ -37,9 +42,6 @@ ACTIVATIONS = {
 }
 ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
 
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
-
-
 def activation_code(name: str) -> int:
     """Code of the activation called ``name``; ValueError naming the choices otherwise."""
     try:
@@ -50,53 +52,43 @@ def activation_code(name: str) -> int:
         ) from None
 
 
-@njit(cache=True, inline="always")
-def _sigmoid(z):
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    ez = math.exp(z)
-    return ez / (1.0 + ez)
-
-
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def act_value(code, z):
     """σ(z) for the activation with the given code (scalar, Numba-callable)."""
     if code == RELU:
         return z if z > 0 else 0.0 * z
     if code == ERF:
-        return math.erf(z)
+        return verf_d(z)[0]
     if code == SIGMOID:
-        return _sigmoid(z)
+        return vsigmoid_d(z)[0]
     if code == TANH:
-        return math.tanh(z)
+        return vtanh_d(z)[0]
     if code == SOFTPLUS:
-        return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+        return vsoftplus_d(z)[0]
     if code == QUADRATIC:
         return z * z
     return z
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def act_deriv(code, z):
     """σ'(z) for the activation with the given code (scalar, Numba-callable)."""
     if code == RELU:
         return 1.0 if z > 0 else 0.0
     if code == ERF:
-        return _TWO_OVER_SQRT_PI * math.exp(-z * z)
+        return verf_d(z)[1]
     if code == SIGMOID:
-        s = _sigmoid(z)
-        return s * (1.0 - s)
+        return vsigmoid_d(z)[1]
     if code == TANH:
-        th = math.tanh(z)
-        return 1.0 - th * th
+        return vtanh_d(z)[1]
     if code == SOFTPLUS:
-        return _sigmoid(z)
+        return vsoftplus_d(z)[1]
     if code == QUADRATIC:
         return 2.0 * z
     return 1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def act_tile(code, z, s, ds, n, want_s, want_d):
     """Fill ``s[:n] = σ(z[:n])`` (if ``want_s``) and ``ds[:n] = σ'(z[:n])`` (if ``want_d``).
 
@@ -126,31 +118,32 @@ def act_tile(code, z, s, ds, n, want_s, want_d):
                 ds[b] = 2.0 * z[b]
     elif code == TANH:
         for b in range(n):
-            th = math.tanh(z[b])
+            v, dv = vtanh_d(z[b])
             if want_s:
-                s[b] = th
+                s[b] = v
             if want_d:
-                ds[b] = 1.0 - th * th
+                ds[b] = dv
     elif code == SIGMOID:
         for b in range(n):
-            sg = _sigmoid(z[b])
+            v, dv = vsigmoid_d(z[b])
             if want_s:
-                s[b] = sg
+                s[b] = v
             if want_d:
-                ds[b] = sg * (1.0 - sg)
+                ds[b] = dv
     elif code == ERF:
         for b in range(n):
+            v, dv = verf_d(z[b])
             if want_s:
-                s[b] = math.erf(z[b])
+                s[b] = v
             if want_d:
-                ds[b] = _TWO_OVER_SQRT_PI * math.exp(-z[b] * z[b])
+                ds[b] = dv
     else:  # SOFTPLUS
         for b in range(n):
-            zb = z[b]
+            v, dv = vsoftplus_d(z[b])
             if want_s:
-                s[b] = max(zb, 0.0) + math.log1p(math.exp(-abs(zb)))
+                s[b] = v
             if want_d:
-                ds[b] = _sigmoid(zb)
+                ds[b] = dv
 
 
 def act_numpy(name: str, z: np.ndarray) -> np.ndarray:

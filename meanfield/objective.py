@@ -78,7 +78,8 @@ PARALLEL_MIN_WORK = 1 << 19
 
 def parallel_threshold() -> int:
     """Work per evaluation from which the kernels run in parallel (env
-    ``MEANFIELD_PARALLEL_MIN_WORK`` overrides the default :data:`PARALLEL_MIN_WORK`)."""
+    ``MEANFIELD_PARALLEL_MIN_WORK`` overrides the default :data:`PARALLEL_MIN_WORK`; read
+    when an objective is built or its data change)."""
     import os
 
     v = os.environ.get("MEANFIELD_PARALLEL_MIN_WORK")
@@ -144,6 +145,7 @@ class _Plan:
             self.partial = np.zeros((B, (n + K.TILE - 1) // K.TILE))
             self.values = np.zeros(B)
         self.parallel_work = self.work * n
+        self.parallel = self.parallel_work >= parallel_threshold()
 
     def coefficients(self, scales) -> None:
         """Kernel coefficients −η · rate from the concatenated group time scales
@@ -161,7 +163,7 @@ class _Plan:
         """Evaluate (``mode``: K.FORWARD, K.LOSS or K.VELOCITY); returns the (B,) losses."""
         import numba
 
-        par = self.parallel_work >= parallel_threshold() and numba.get_num_threads() > 1
+        par = self.parallel and numba.get_num_threads() > 1
         K.evaluate(theta, self.layouts, self.scales, self.offb, self.XT, self.Y, self.didx,
                    OUTPUTS[self.networks[0].output], self.loss, self.coef, self.coef_b, mode,
                    par, self.HT, self.GT, self.F, self.partial, vel, self.values)

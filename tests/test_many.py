@@ -195,8 +195,8 @@ def test_batched_path_is_thread_and_schedule_independent():
 def test_parallel_threshold_chooses_the_schedule(monkeypatch):
     net = mf.two_layer(3, 8, seed=0)
     X = np.random.default_rng(0).standard_normal((50, 3))
-    obj = mf.Objective(net, mf.Dataset(X, X[:, 0]))
-    assert obj._plan.parallel_work == 50 * 8 * (3 + 1 + 2)
+    ds = mf.Dataset(X, X[:, 0])
+    assert mf.Objective(net, ds)._plan.parallel_work == 50 * 8 * (3 + 1 + 2)
     calls = []
     real = mf._kernels.evaluate
 
@@ -206,9 +206,9 @@ def test_parallel_threshold_chooses_the_schedule(monkeypatch):
 
     monkeypatch.setattr(mf._kernels, "evaluate", spy)
     monkeypatch.setenv("MEANFIELD_PARALLEL_MIN_WORK", str(10 ** 9))
-    obj.velocity()
+    mf.Objective(net, ds).velocity()
     monkeypatch.setenv("MEANFIELD_PARALLEL_MIN_WORK", "1")
-    obj.velocity()
+    mf.Objective(net, ds).velocity()
     import numba
     assert calls == [False, numba.get_num_threads() > 1]
 
