@@ -5,7 +5,7 @@ Wasserstein gradient flow of their loss, integrated by the generic particle solv
 the :mod:`solvers` package.  See README.md for a tour and docs/math.md for the
 mathematics; each module's docstring names the equations it implements.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import closed_forms, data, init, targets
 from .activations import ACTIVATIONS, act_deriv, act_numpy, act_tile, act_value, activation_code

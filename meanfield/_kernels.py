@@ -1,5 +1,5 @@
-"""Fused Numba kernels: forward pass, loss and every particle's velocity (MATH.md §1–2,
-docs/math.md §1–2), for one network or for many networks of one architecture at once.
+"""Fused Numba kernels: forward pass, loss and every particle's velocity (docs/math.md
+§1–2), for one network or for many networks of one architecture at once.
 
 All parameters live in one flat vector ``theta``: one network's, or the concatenation of
 several networks' (an ensemble).  An int64 ``layouts`` array (B, L, 8) gives, for each
@@ -328,24 +328,24 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
     want_d = (cu != 0.0) or (cc != 0.0)
     # the chunk's particles, transposed so that particles are contiguous; padded
     # particles are zero and their results are not written
-    UT = np.zeros((kin, PCHUNK), dtype=U.dtype)
-    VT = np.zeros((kout, PCHUNK), dtype=U.dtype)
-    cT = np.zeros(PCHUNK, dtype=U.dtype)
+    UT = np.zeros((kin, nc), dtype=U.dtype)
+    VT = np.zeros((kout, nc), dtype=U.dtype)
+    cT = np.zeros(nc, dtype=U.dtype)
     for j in range(nj):
         cT[j] = c[j0 + j]
         for a in range(kin):
             UT[a, j] = U[j0 + j, a]
         for o in range(kout):
             VT[o, j] = V[j0 + j, o]
-    Z = np.empty((4, PCHUNK), dtype=U.dtype)
-    S = np.zeros((4, PCHUNK), dtype=U.dtype)
-    D = np.zeros((4, PCHUNK), dtype=U.dtype)
-    Q = np.zeros((4, PCHUNK), dtype=U.dtype)
+    Z = np.empty((4, nc), dtype=U.dtype)
+    S = np.zeros((4, nc), dtype=U.dtype)
+    D = np.zeros((4, nc), dtype=U.dtype)
+    Q = np.zeros((4, nc), dtype=U.dtype)
     xs = np.zeros((4, kin), dtype=U.dtype)
     gs = np.zeros((4, kout), dtype=U.dtype)
-    accu = np.zeros((kin, PCHUNK), dtype=U.dtype)
-    accc = np.zeros(PCHUNK, dtype=U.dtype)
-    accv = np.zeros((kout, PCHUNK), dtype=U.dtype)
+    accu = np.zeros((kin, nc), dtype=U.dtype)
+    accc = np.zeros(nc, dtype=U.dtype)
+    accv = np.zeros((kout, nc), dtype=U.dtype)
     if kin == 1 and kout == 1 and act == RELU:  # the k = 1 bottleneck block, fused
         u0, v0 = UT[0], VT[0]
         au, av = accu[0], accv[0]
@@ -417,7 +417,7 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
                     for j in range(nc):
                         zi[j] += ua[j] * xa
                     a += 1
-                act_tile(act, zi, S[i], D[i], PCHUNK, want_s, want_d)
+                act_tile(act, zi, S[i], D[i], nc, want_s, want_d)
                 if want_d:
                     qi = Q[i]
                     for j in range(nc):

@@ -1,4 +1,4 @@
-"""Closed forms of MATH.md §5 and §7, used as test oracles and in analysis."""
+"""Closed forms of docs/math.md §5 and §7, used as test oracles and in analysis."""
 from __future__ import annotations
 
 import math

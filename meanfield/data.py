@@ -1,4 +1,4 @@
-"""Radial input distributions (MATH.md §6): seeded samplers with their norm laws.
+"""Radial input distributions (docs/math.md §6): seeded samplers with their norm laws.
 
 Every law here is radial: x = ρ·θ with θ uniform on S^{d−1} and ρ = ‖x‖ drawn from the
 law's norm distribution.  Each law has

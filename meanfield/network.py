@@ -1,4 +1,4 @@
-"""Multilayer mean-field networks as stacks of particle measures (MATH.md §1).
+"""Multilayer mean-field networks as stacks of particle measures (docs/math.md §1).
 
 A network is a tuple of blocks.  Block l (l = 1..L) is a measure over particles
 θ = (u, c, v) ∈ R^{k_{l−1}} × R × R^{k_l}, represented by m_l particles:

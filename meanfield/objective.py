@@ -1,4 +1,4 @@
-"""The loss functional L(μ) = E_x ℓ(f(x), y(x)) and its velocity field (MATH.md §2).
+"""The loss functional L(μ) = E_x ℓ(f(x), y(x)) and its velocity field (docs/math.md §2).
 
 :class:`Objective` ties a :class:`~meanfield.network.Network` to data and a loss and
 is the velocity field the solvers integrate: for block l and a particle θ_i,
@@ -70,10 +70,11 @@ class Stream:
         return Dataset(X, self.target(X))
 
 
-# Below this much work per evaluation (pairs × (k_in + k_out + 2), summed over blocks and
+# Below this much work per evaluation (N × m × (k_in + k_out + 2), summed over blocks and
 # networks) the kernels run serially: a parallel launch costs more than it saves.
-# Measured with ``python -m benchmarks small`` (see README, "Many networks at once").
-PARALLEL_MIN_WORK = 1 << 19
+# Measured with ``python -m benchmarks small`` (2 cores, 2 threads): serial was faster up
+# to 6.1e4 (20.1 against 21.7 us), parallel from 2.5e5 (42.5 against 47.6 us).
+PARALLEL_MIN_WORK = 1 << 18
 
 
 def parallel_threshold() -> int:
@@ -273,7 +274,7 @@ class Objective:
 
         Since V = −η · rate · ∂L/∂θ, this is −∂L/∂θ · V.  Under mean-field scaling it is
         Σ_l η_l ∫‖∇_θ δL/δμ_l‖² dμ_l (plus η_b (∂L/∂b)² for an output bias), the energy
-        identity of MATH.md §2.  It holds without projections or noise.
+        identity of docs/math.md §2.  It holds without projections or noise.
         """
         scales = self.default_scales() if scales is None else np.asarray(scales)
         total = 0.0

@@ -1,4 +1,4 @@
-"""Targets y(x) (MATH.md §4).  Each is a callable X (N, d) -> y (N,); radial targets
+"""Targets y(x) (docs/math.md §4).  Each is a callable X (N, d) -> y (N,); radial targets
 also expose their profile ``profile(ρ)`` so that y(x) = profile(‖x‖)."""
 from __future__ import annotations
 

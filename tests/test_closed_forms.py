@@ -1,4 +1,4 @@
-"""MATH.md §5 and §7 closed forms against Monte Carlo through the toolkit's own
+"""docs/math.md §5 and §7 closed forms against Monte Carlo through the toolkit's own
 samplers, initial laws and kernels (fixed seeds, 4 standard errors)."""
 import math
 

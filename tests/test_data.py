@@ -1,4 +1,4 @@
-"""Samplers of MATH.md §6 against their norm laws, written out independently here
+"""Samplers of docs/math.md §6 against their norm laws, written out independently here
 (Bessel-sum closed form, quadrature of the stated densities, scipy.stats)."""
 import math
 
