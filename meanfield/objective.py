@@ -73,8 +73,8 @@ class Stream:
 # Below this much work per evaluation (N × m × (k_in + k_out + 2), summed over blocks and
 # networks) the kernels run serially: a parallel launch costs more than it saves.
 # Measured with ``python -m benchmarks small`` (2 cores, 2 threads): serial was faster up
-# to 6.1e4 (20.1 against 21.7 us), parallel from 2.5e5 (42.5 against 47.6 us).
-PARALLEL_MIN_WORK = 1 << 18
+# to 6.1e4 (19.0 against 21.1 us), parallel from 2.5e5 (42.1 against 49.3 us).
+PARALLEL_MIN_WORK = 1 << 17
 
 
 def parallel_threshold() -> int:

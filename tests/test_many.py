@@ -348,3 +348,13 @@ def test_a_version_1_file_is_read(tmp_path):
     with h5py.File(copy, "r+") as f:
         f.attrs["status"] = "running"
     assert mf.cli.main(["run", "--resume", str(copy), "-q"]) == 2   # resumed by 0.1.x only
+
+
+def test_progress_bar_on_stderr(tmp_path, capsys):
+    """tqdm progress: the description while the kernels load, then steps, loss and rate."""
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TINY)
+    assert mf.cli.main(["run", str(cfg), "-o", str(tmp_path / "p.h5")]) == 0
+    err = capsys.readouterr().err
+    assert "compiling kernels" in err and "100%" in err and "20/20" in err and "loss=" in err
+    assert mf.cli.main(["run", "--resume", str(tmp_path / "p.h5")]) == 2   # complete already
