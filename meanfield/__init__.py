@@ -4,31 +4,51 @@ Networks are stacks of mean-field blocks (particle measures), trained by the
 Wasserstein gradient flow of their loss, integrated by the generic particle solvers of
 the :mod:`solvers` package.  See README.md for a tour and docs/math.md for the
 mathematics; each module's docstring names the equations it implements.
+
+The public names below are loaded on first use (PEP 562), so ``import meanfield`` is
+cheap: the command line installs its Ctrl-C handling before Numba and the kernels load.
 """
+from importlib import import_module
+
 __version__ = "0.2.0"
 
-from . import closed_forms, data, init, targets
-from .activations import ACTIVATIONS, act_deriv, act_numpy, act_tile, act_value, activation_code
-from .data import DISTRIBUTIONS, EldanShamir, Radial, RadialLaw, SafranLeeD, SafranLeeDPrime
-from .network import Block, Network, rzg_three_layer, sl_depth1, sl_depth2, stack, two_layer
-from .objective import LOSSES, Dataset, Objective, Stream
-from .targets import TARGETS, BallIndicator, RadialTarget, ReluNorm, Teacher
-from .store import Run, RunFileError, open_run
-from .train import History, TrainResult, train
-from .experiment import Experiment, RunResult, drive, resume, run
-from .objective import BatchedObjective
-from .registry import Param, Registry
-from . import config, experiment
+# public name -> the module that defines it
+_EXPORTS = {
+    "ACTIVATIONS": "activations", "act_deriv": "activations", "act_numpy": "activations",
+    "act_tile": "activations", "act_value": "activations", "activation_code": "activations",
+    "DISTRIBUTIONS": "data", "EldanShamir": "data", "Radial": "data", "RadialLaw": "data",
+    "SafranLeeD": "data", "SafranLeeDPrime": "data",
+    "Block": "network", "Network": "network", "rzg_three_layer": "network",
+    "sl_depth1": "network", "sl_depth2": "network", "stack": "network", "two_layer": "network",
+    "LOSSES": "objective", "Dataset": "objective", "Objective": "objective",
+    "Stream": "objective", "BatchedObjective": "objective",
+    "TARGETS": "targets", "BallIndicator": "targets", "RadialTarget": "targets",
+    "ReluNorm": "targets", "Teacher": "targets",
+    "Run": "store", "RunFileError": "store", "open_run": "store",
+    "History": "train", "TrainResult": "train", "train": "train",
+    "Experiment": "experiment", "RunResult": "experiment", "drive": "experiment",
+    "resume": "experiment", "run": "experiment",
+    "Param": "registry", "Registry": "registry",
+}
+_MODULES = ("closed_forms", "data", "init", "targets", "config", "experiment", "network",
+            "objective", "store", "activations", "registry", "train", "plots", "cli")
 
-__all__ = [
-    "__version__", "closed_forms", "data", "init", "targets",
-    "ACTIVATIONS", "act_deriv", "act_numpy", "act_tile", "act_value", "activation_code",
-    "DISTRIBUTIONS", "EldanShamir", "Radial", "RadialLaw", "SafranLeeD", "SafranLeeDPrime",
-    "Block", "Network", "rzg_three_layer", "sl_depth1", "sl_depth2", "stack", "two_layer",
-    "LOSSES", "Dataset", "Objective", "Stream",
-    "TARGETS", "BallIndicator", "RadialTarget", "ReluNorm", "Teacher",
-    "Run", "RunFileError", "open_run",
-    "History", "TrainResult", "train",
-    "Experiment", "RunResult", "drive", "resume", "run", "BatchedObjective",
-    "Param", "Registry", "config", "experiment",
-]
+__all__ = ["__version__", *_MODULES[:6], *_EXPORTS]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _MODULES or name.startswith("_"):
+        try:
+            value = import_module(f".{name}", __name__)
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'meanfield' has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module 'meanfield' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,8 +1,10 @@
 """The ``meanfield`` command line: run, info, plot, presets.
 
-Exit codes: 0 success; 1 the run diverged or failed; 2 bad input (configuration,
+Exit codes: 0 success; 1 the run diverged or failed (a write to the run file failed:
+full disk, I/O error; the file keeps its last checkpoint); 2 bad input (configuration,
 arguments, files), with a one-line message and nothing written or overwritten;
-130 interrupted (Ctrl-C: the file keeps its rows and checkpoint, resume with --resume).
+130 interrupted (Ctrl-C or SIGTERM: the file keeps its rows and checkpoint, resume with
+--resume).
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import math
 import os
 import sys
 from importlib import resources
+
+from . import _stop
 
 DEFAULT_PRESET = "relu-norm-3layer"
 DEFAULT_OUT = "meanfield-run.h5"
@@ -89,12 +93,16 @@ def cmd_run(args) -> int:
         raise UsageError(f"{out}: folder {parent} does not exist")
     try:
         exp = C.build(cfg)
+    except C.ConfigError as e:
+        raise UsageError(str(e)) from None
     except (ValueError, TypeError) as e:
         raise UsageError(f"configuration: {e}") from None
-    from .store import LockedError
+    from .store import LockedError, RunWriteError
 
     try:
         res = experiment.run(exp, out, overwrite=args.force, progress=not args.quiet)
+    except RunWriteError as e:
+        return _write_failed(args, e)
     except LockedError as e:
         raise UsageError(str(e)) from None
     except FileExistsError:
@@ -109,10 +117,12 @@ def _resume(args) -> int:
     from .store import RunFileError
 
     path = args.resume
-    from .store import LockedError
+    from .store import LockedError, RunWriteError
 
     try:
         res = experiment.resume(path, progress=not args.quiet)
+    except RunWriteError as e:
+        return _write_failed(args, e)
     except (RunFileError, LockedError) as e:
         raise UsageError(str(e)) from None
     except OSError as e:
@@ -120,16 +130,28 @@ def _resume(args) -> int:
     return _summary(path, res)
 
 
+def _write_failed(args, err) -> int:
+    """A failed write to the run file: one line, exit code 1.  From the command line the
+    process then ends at once: HDF5 keeps the data it could not write and would try again
+    when the interpreter exits (measured: a segmentation fault)."""
+    print(f"meanfield: error: {err.strerror}", file=sys.stderr)
+    if getattr(args, "real_cli", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    return 1
+
+
 def _summary(out, res) -> int:
     from .store import open_run
 
     final = res.state
     with open_run(out) as r:
-        n = r.n_series
-        test = float(r.series["test_loss"][n - 1]) if n else math.nan
         print(f"{out}: {res.status}" + (f" ({res.message})" if res.message else ""))
         if final is not None:
-            print(f"  steps {final.step}, t = {final.t:.6g}, loss {final.loss:.6e}, test loss {test:.6e}")
+            what = "last finite state: " if res.status == "diverged" else ""
+            print(f"  {what}step {final.step}, t = {final.t:.6g}, loss {final.loss:.6e}, "
+                  f"test loss {res.test_loss:.6e}")
         print(f"  {r.n_series} series rows, {r.n_snapshots} snapshots")
     return {"complete": 0, "interrupted": 130}.get(res.status, 1)
 
@@ -186,6 +208,8 @@ def cmd_plot(args) -> int:
 
     with _open(args.run) as r:
         outdir = args.output or os.path.splitext(args.run)[0] + "-plots"
+        if os.path.exists(outdir) and not os.path.isdir(outdir):
+            raise UsageError(f"-o {outdir}: exists and is not a folder")
         snaps = None
         if args.snapshots:
             try:
@@ -243,14 +267,42 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _on_signal(signum, frame):
+    """Ctrl-C or SIGTERM: stop cleanly.  The flag lets the run loop stop even when the
+    KeyboardInterrupt is swallowed by a library (seen while Numba loads its cache)."""
+    _stop.request()
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
+    import signal
+
+    if argv is None:   # the real command line, not a call from Python code or tests
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _on_signal)
     ap = parser()
+    real = argv is None
     args = ap.parse_args(argv)
+    args.real_cli = real
     if args.cmd is None:
         ap.print_help(sys.stderr)
         return 2
     try:
-        return args.fn(args)
+        code = args.fn(args)
     except UsageError as e:
         print(f"meanfield: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # Ctrl-C outside the run loop (loading, compiling, writing)
+        print("meanfield: interrupted", file=sys.stderr)
+        code = 130
+    if real:   # the work is done: a late Ctrl-C must not turn a finished run into a crash
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if code == 130 and real:
+        # CPython remembers a KeyboardInterrupt that passed through a nested evaluation
+        # (an import it interrupted) and, under `python -m`, ends the process by SIGINT
+        # whatever the exit code (measured); the run file is closed by now
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return code

@@ -19,8 +19,15 @@ import numpy as np
 
 import solvers
 
+from . import _stop
 from .network import Network
 from .objective import Dataset, Objective
+
+def request_stop() -> None:
+    """Ask every running :func:`drive` loop to stop at its next state (what Ctrl-C does
+    in the command line, also when a library swallowed the KeyboardInterrupt)."""
+    _stop.request()
+
 
 RECORD_DEFAULTS = {"series_every": 10, "snapshot_every": 100, "checkpoint_every": 100,
                    "test_every": 10, "compression": "none"}
@@ -125,6 +132,7 @@ class RunResult:
     state : the last state (the last finite one after a divergence)
     network : the network at that state;  path : the run file (None in memory)
     recorder : the recorder (a :class:`~meanfield.store.MemoryRecorder` holds the rows)
+    test_loss : the test loss at ``state`` (NaN without a test set)
     """
 
     status: str
@@ -133,6 +141,7 @@ class RunResult:
     network: Network | None
     path: str | None
     recorder: object
+    test_loss: float = math.nan
 
 
 class Progress:
@@ -200,6 +209,8 @@ def drive(field, y0=None, *, hooks=(), progress: Progress | None = None, state=N
             if progress is not None:
                 progress(st)
             final = st
+            if _stop.requested():
+                raise KeyboardInterrupt
     except solvers.DivergenceError as e:
         if reraise:
             raise
@@ -225,9 +236,19 @@ def _execute(exp: Experiment, rec, state, progress: bool, hooks):
     final, status, msg = drive(obj, exp.network.theta if state is None else None,
                                hooks=(rec, *hooks), progress=prog, state=state,
                                every=_every(exp.record), **exp.solver_kwargs())
+    if status == "diverged":
+        head = msg.split(";")[0]
+        if final is not None:   # keep the last finite state in the record
+            rec.record_last(final)
+            msg = (f"{head}; the last finite state (step {final.step}, t = {final.t:.6g}) is the "
+                   "last snapshot and checkpoint")
+        else:
+            msg = f"{head}; the initial state is already non-finite"
     rec.finish(status, msg)
     net = exp.network.with_theta(final.y.copy()) if final is not None else None
-    return status, msg, final, net
+    test_fn = exp.test_loss()
+    test = float(test_fn(final.y)) if (test_fn is not None and final is not None) else math.nan
+    return status, msg, final, net, test
 
 
 def run(experiment, path=None, *, overrides=(), overwrite: bool = False, progress: bool = False,
@@ -257,11 +278,11 @@ def run(experiment, path=None, *, overrides=(), overwrite: bool = False, progres
                                 seeds=exp.seeds, train=exp.train, test=exp.test,
                                 test_loss=test_loss, initial_state=init, overwrite=overwrite)
     try:
-        status, msg, final, net = _execute(exp, rec, None, progress, hooks)
+        status, msg, final, net, test = _execute(exp, rec, None, progress, hooks)
     finally:
         if path is not None:
             rec.close()
-    return RunResult(status, msg, final, net, None if path is None else str(path), rec)
+    return RunResult(status, msg, final, net, None if path is None else str(path), rec, test)
 
 
 def resume(path, *, progress: bool = False, hooks=()) -> RunResult:
@@ -283,7 +304,7 @@ def resume(path, *, progress: bool = False, hooks=()) -> RunResult:
     if progress:
         print(f"resuming {path} at step {state.step} (t = {state.t:.6g})", file=sys.stderr)
     try:
-        status, msg, final, net = _execute(exp, rec, state, progress, hooks)
+        status, msg, final, net, test = _execute(exp, rec, state, progress, hooks)
     finally:
         rec.close()
-    return RunResult(status, msg, final, net, str(path), rec)
+    return RunResult(status, msg, final, net, str(path), rec, test)

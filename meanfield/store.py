@@ -15,6 +15,8 @@ describes the network itself (``/network``), so a file reopens without its confi
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import hashlib
 import math
 import os
 import tempfile
@@ -22,7 +24,7 @@ import time
 
 import numpy as np
 
-from ._h5lock import LockedError, WriterLock, clear_status_flags, status_flags
+from ._h5lock import LockedError, WriterLock, status_flags, superblock_eof
 
 FORMAT = "meanfield-run"
 FORMAT_VERSION = 2
@@ -37,6 +39,20 @@ MESSAGE_BYTES = 1024
 
 class RunFileError(ValueError):
     """A file that is not a readable meanfield run (one-line message)."""
+
+
+class RunWriteError(OSError):
+    """Writing the run file failed (full disk, I/O error): the run stopped; the file's
+    counters and checkpoint still describe what was written before (one-line message)."""
+
+
+SPACE_MARGIN = 64 * 1024   # bytes kept free beyond what a record event writes
+
+# Files whose writes failed: HDF5 holds data it cannot write and reports the failure again
+# (with a printed traceback, and at interpreter exit a crash was measured) whenever one of
+# their handles is dropped, so they are kept here, never closed.  The command line exits
+# at once after a failed write; a Python process should too.
+_UNWRITABLE = []
 
 
 def velocity_norms(network, velocity) -> np.ndarray:
@@ -72,6 +88,7 @@ class Recorder:
         self.wall_offset = wall_offset
         self._t0 = time.perf_counter()
         self.last_snapshot_step = None
+        self.last_series_step = None
 
     def every(self) -> int:
         r = self.record
@@ -91,6 +108,7 @@ class Recorder:
                   else np.full(self.network.L, np.nan))
             self._series(dict(step=state.step, t=state.t, loss=state.loss, test_loss=test,
                               wall_time=self.wall(), velocity_norm=vn))
+            self.last_series_step = state.step
             wrote = True
         if (state.step % r["snapshot_every"] == 0 or state.done is not None) \
                 and self.last_snapshot_step != state.step:
@@ -105,6 +123,20 @@ class Recorder:
 
     def finish(self, status: str, message: str = "") -> None:
         self._status(status, message)
+        self._commit(True)
+
+    def record_last(self, state) -> None:
+        """Record a state the run loop did not yield (the last finite state before a
+        divergence): a series row, a snapshot and a checkpoint, unless already there."""
+        if self.last_series_step != state.step:
+            test = self.test_loss(state.y) if self.test_loss is not None else math.nan
+            self._series(dict(step=state.step, t=state.t, loss=state.loss, test_loss=test,
+                              wall_time=self.wall(), velocity_norm=np.full(self.network.L, np.nan)))
+            self.last_series_step = state.step
+        if self.last_snapshot_step != state.step:
+            self._snapshot(state.step, state.t, state.y)
+            self.last_snapshot_step = state.step
+        self._checkpoint(state)
         self._commit(True)
 
     # backends implement these
@@ -202,7 +234,8 @@ def read_architecture(group):
 
 
 def write_checkpoint(slot_group, state, wall_time: float) -> None:
-    """Store a solver state in a checkpoint slot (its parameters and counters)."""
+    """Store a solver state in a checkpoint slot (its parameters and counters; the
+    recorder writes the same fields through its own handles)."""
     slot_group["theta"][...] = state.y
     fl = dict(t=state.t, loss=state.loss, stage_t0=state.stage_t0, dt=state.dt, wall_time=wall_time)
     slot_group["floats"][...] = np.array([fl[k] for k in FLOAT_FIELDS], dtype=np.float64)
@@ -228,21 +261,27 @@ class H5Recorder(Recorder):
     BATCH_ROWS = 256
     BATCH_SECONDS = 1.0
 
-    def __init__(self, f, network, record, test_loss=None, wall_offset: float = 0.0, lock=None):
+    def __init__(self, f, network, record, test_loss=None, wall_offset: float = 0.0, lock=None,
+                 path=None):
         super().__init__(network, record, test_loss, wall_offset)
         self.f = f
         self.lock = lock
+        self.path = os.fspath(path) if path is not None else f.filename
+        self.folder = os.path.dirname(os.path.abspath(self.path))
+        self.failed = None
+        self._handles = {}
         self._rows = []
         self._last_commit = time.perf_counter()
         self._counters = f["progress/counters"]
         self.n_series, self.n_snapshots, self.slot = (int(x) for x in self._counters[...])
+        self._handles["progress/counters"] = self._counters
         self._pending_slot = None
         if self.n_snapshots:
             self.last_snapshot_step = int(f["snapshots/step"][self.n_snapshots - 1])
 
     @classmethod
     def create(cls, path, *, network, record, config_text, seeds, train, test=None,
-               test_loss=None, initial_state=None, overwrite=False):
+               test_loss=None, initial_state=None, overwrite=False, lock=None):
         """Create the run file at ``path``.
 
         The file is written under a temporary name in the same folder, complete with
@@ -259,9 +298,16 @@ class H5Recorder(Recorder):
 
         from . import __version__
 
-        lock = WriterLock(path).acquire()
+        lock = lock or WriterLock(path).acquire()
         folder = os.path.dirname(os.path.abspath(path))
         try:
+            # temporary files of this path left by killed writers (a live one would hold
+            # the lock we now hold)
+            import glob
+
+            for stale in glob.glob(os.path.join(glob.escape(folder),
+                                                "." + glob.escape(os.path.basename(path)) + ".*.tmp")):
+                os.unlink(stale)
             if not overwrite and os.path.exists(path):
                 raise FileExistsError(f"{path} exists")
             fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
@@ -278,6 +324,7 @@ class H5Recorder(Recorder):
             a["package_version"] = __version__
             a["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             a["config"] = config_text or ""
+            a["config_sha256"] = hashlib.sha256((config_text or "").encode("utf-8")).hexdigest()
             for k in ("init", "data", "noise"):
                 a[f"seed_{k}"] = np.uint64(seeds[k])
             a["numpy_version"] = np.__version__
@@ -338,7 +385,7 @@ class H5Recorder(Recorder):
                 os.unlink(tmp)
             lock.release()
             raise
-        return cls(f, network, record, test_loss, lock=lock)
+        return cls(f, network, record, test_loss, lock=lock, path=path)
 
     @classmethod
     def resume(cls, path, network, record, test_loss=None):
@@ -352,8 +399,8 @@ class H5Recorder(Recorder):
 
         lock = WriterLock(path).acquire()
         try:
-            if status_flags(path):   # a killed writer's flag: no writer is alive (we hold the lock)
-                clear_status_flags(path)
+            if status_flags(path):   # its writer died (we hold the lock): rewrite, see _recover
+                return cls._recover(path, network, record, test_loss, lock)
             f = h5py.File(path, "r+", libver="latest")
         except BaseException:
             lock.release()
@@ -384,7 +431,124 @@ class H5Recorder(Recorder):
             f.close()
             lock.release()
             raise
-        rec = cls(f, network, record, test_loss, wall_offset=ck["wall_time"], lock=lock)
+        rec = cls(f, network, record, test_loss, wall_offset=ck["wall_time"], lock=lock, path=path)
+        return rec, state
+
+    # -- writing, with failures surfaced -----------------------------------------------
+    # HDF5 caches raw data and reports a failed write (a full disk) when the cache is
+    # flushed; a dataset handle dropped with dirty chunks reports it from a destructor,
+    # where Python ignores it (measured: a run on a full disk then printed "complete",
+    # recorded zero-filled snapshots and crashed at exit).  So the recorder keeps its
+    # handles, flushes them explicitly, checks the free space before every record event
+    # and stops at the first failure, before the counters that would make it visible.
+    def _ds(self, name):
+        ds = self._handles.get(name)
+        if ds is None:
+            ds = self._handles[name] = self.f[name]
+        return ds
+
+    def _event_bytes(self) -> int:
+        """An upper bound of what one record event writes (rows, snapshot, checkpoint)."""
+        net = self.network
+        theta = net.n_params * np.dtype(net.dtype).itemsize
+        rows = (self.BATCH_ROWS + 1) * 8 * (5 + net.L)
+        return 2 * theta + rows + 4096
+
+    def _check_space(self) -> None:
+        import resource
+
+        try:
+            st = os.statvfs(self.folder)
+        except OSError:
+            return
+        free = st.f_bavail * st.f_frsize
+        cap = resource.getrlimit(resource.RLIMIT_FSIZE)[0]   # a file-size limit counts too
+        if cap != resource.RLIM_INFINITY:
+            free = min(free, max(0, cap - os.fstat(self.f.id.get_vfd_handle()).st_size))
+        need = self._event_bytes() + SPACE_MARGIN
+        if free < need:
+            raise OSError(errno.ENOSPC, f"{free} bytes free, a record needs about {need}")
+
+    def _fail(self, err, step) -> None:
+        _UNWRITABLE.append((self.f, self._handles))
+        ck = self.slot
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else \
+            str(err).splitlines()[0] if str(err) else type(err).__name__
+        where = (f"its last checkpoint is the resume point (meanfield run --resume {self.path})"
+                 if ck >= 0 else "it holds no checkpoint")
+        self.failed = RunWriteError(
+            errno.EIO, f"{self.path}: writing the run file failed at step {step} ({reason}); the "
+            f"run stopped and {where}")
+        raise self.failed
+
+    def __call__(self, state) -> None:
+        if self.failed is not None:
+            raise self.failed
+        try:
+            self._check_space()
+            super().__call__(state)
+        except (OSError, RuntimeError) as e:
+            self._fail(e, state.step)
+
+    def finish(self, status: str, message: str = "") -> None:
+        if self.failed is not None:
+            raise self.failed
+        try:
+            super().finish(status, message)
+        except (OSError, RuntimeError) as e:
+            self._fail(e, "the end")
+
+    def record_last(self, state) -> None:
+        if self.failed is not None:
+            raise self.failed
+        try:
+            self._check_space()
+            super().record_last(state)
+        except (OSError, RuntimeError) as e:
+            self._fail(e, state.step)
+
+    @classmethod
+    def _recover(cls, path, network, record, test_loss, lock):
+        """Resume a file whose writer did not close it (killed, or stopped by a failed
+        write, after which HDF5's allocation records on disk cannot be trusted for more
+        writes): write a new file with its data, architecture, the rows recorded before
+        its checkpoint and the checkpoint, and rename it over the old one."""
+        import solvers
+
+        from .objective import Dataset
+
+        with Run(path) as r:
+            if r.version != FORMAT_VERSION:
+                raise RunFileError(f"written in format version {r.version}; this meanfield "
+                                   f"resumes version {FORMAT_VERSION} files only")
+            ck = r.checkpoint()
+            if not ck:
+                raise RunFileError("the run has no checkpoint to resume from")
+            state = solvers.State(y=ck["theta"].astype(network.dtype), t=ck["t"], step=ck["step"],
+                                  loss=ck["loss"], stage=ck["stage"], stage_t0=ck["stage_t0"],
+                                  stage_step0=ck["stage_step0"], dt=ck["dt"],
+                                  seed=r.seeds["noise"], rejected=ck["rejected"])
+            steps = np.asarray(r.series["step"])
+            ns = int(np.searchsorted(steps, state.step, side="left"))
+            series = {k: np.asarray(v)[:ns] for k, v in r.series.items()}
+            snap_steps = np.asarray(r.snapshots["step"])
+            nn = int(np.searchsorted(snap_steps, state.step, side="left"))
+            snaps = [(int(snap_steps[i]), float(r.snapshots["t"][i]), r.theta(i)) for i in range(nn)]
+            train = Dataset(np.asarray(r.data["x"]), np.asarray(r.data["y"]))
+            test = None
+            if r.data["x_test"].shape[0]:
+                test = Dataset(np.asarray(r.data["x_test"]), np.asarray(r.data["y_test"]))
+            config_text, seeds = r.config_text, r.seeds
+        rec = cls.create(path, network=network, record=record, config_text=config_text,
+                         seeds=seeds, train=train, test=test, test_loss=test_loss,
+                         initial_state=state, overwrite=True, lock=lock)
+        rec.wall_offset = float(ck["wall_time"])
+        rec._rows = [{k: series[k][i] for k in series} for i in range(ns)]
+        for step, t, theta in snaps:
+            rec._snapshot(step, t, theta)
+        if snaps:
+            rec.last_snapshot_step = snaps[-1][0]
+        rec._commit(True)
         return rec, state
 
     def _append(self, ds, n, value):
@@ -399,10 +563,9 @@ class H5Recorder(Recorder):
         """Write the buffered series rows (one resize and one write per dataset)."""
         if not self._rows:
             return
-        s = self.f["series"]
         n, k = self.n_series, len(self._rows)
         for key in self._rows[0]:
-            ds = s[key]
+            ds = self._ds(f"series/{key}")
             if ds.shape[0] < n + k:
                 ds.resize(n + k, axis=0)
             ds[n:n + k] = np.array([r[key] for r in self._rows])
@@ -410,26 +573,35 @@ class H5Recorder(Recorder):
         self._rows = []
 
     def _snapshot(self, step, t, theta):
-        sn = self.f["snapshots"]
         n = self.n_snapshots
-        self._append(sn["step"], n, step)
-        self._append(sn["t"], n, t)
+        self._append(self._ds("snapshots/step"), n, step)
+        self._append(self._ds("snapshots/t"), n, t)
         net = self.network
         for l in range(net.L):
             for p, arr in zip("ucv", net.block_arrays(theta, l)):
-                self._append(sn[f"blocks/{l + 1}/{p}"], n, arr)
+                self._append(self._ds(f"snapshots/blocks/{l + 1}/{p}"), n, arr)
         if net.has_out_bias:
-            self._append(sn["out_bias"], n, theta[net.off_b])
+            self._append(self._ds("snapshots/out_bias"), n, theta[net.off_b])
         self.n_snapshots = n + 1
 
     def _checkpoint(self, state):
         slot = 1 - self.slot if self.slot >= 0 else 0
-        write_checkpoint(self.f[f"checkpoint/{slot}"], state, self.wall())
+        self._ds(f"checkpoint/{slot}/theta")[...] = state.y
+        fl = dict(t=state.t, loss=state.loss, stage_t0=state.stage_t0, dt=state.dt,
+                  wall_time=self.wall())
+        self._ds(f"checkpoint/{slot}/floats")[...] = np.array([fl[k] for k in FLOAT_FIELDS])
+        self._ds(f"checkpoint/{slot}/ints")[...] = np.array([getattr(state, k) for k in INT_FIELDS],
+                                                            dtype=np.int64)
         self._pending_slot = slot
 
     def _status(self, status, message):
-        self.f["progress/status"][()] = _fixed(status, 16)
-        self.f["progress/message"][()] = _fixed(message, MESSAGE_BYTES)
+        self._ds("progress/status")[()] = _fixed(status, 16)
+        self._ds("progress/message")[()] = _fixed(message, MESSAGE_BYTES)
+
+    def _flush(self):
+        for ds in self._handles.values():
+            ds.flush()
+        self.f.flush()
 
     def _commit(self, force):
         """Make written rows visible.  Series rows are buffered and written when a
@@ -441,20 +613,27 @@ class H5Recorder(Recorder):
                 and time.perf_counter() - self._last_commit < self.BATCH_SECONDS:
             return
         self._write_rows()
-        self.f.flush()  # rows first ...
+        self._flush()  # rows first ...
         if self._pending_slot is not None:
             self.slot = self._pending_slot
             self._pending_slot = None
         self._counters[...] = np.array([self.n_series, self.n_snapshots, self.slot], dtype=np.int64)
+        self._counters.flush()
         self.f.flush()  # ... then the counters that make them visible
         self._last_commit = time.perf_counter()
 
     def close(self):
-        if self.f.id.valid:
-            self.f.close()
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+        """Close the file and release the writer lock.  After a failed write the file is
+        left open (see ``_UNWRITABLE``): on disk it holds what its counters describe."""
+        try:
+            if self.failed is None:
+                self._handles.clear()
+                if self.f.id.valid:
+                    self.f.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
 
 # ----------------------------------------------------------------------------------
@@ -518,9 +697,27 @@ class Run:
                                f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
     def _reopen(self):
+        """Open the file: in SWMR mode when a writer's flag is set (a live run, or one
+        whose writer was killed), plainly otherwise (SWMR reads retry failed metadata
+        checksums for minutes: measured on a truncated file)."""
         import h5py
 
         try:
+            eof = superblock_eof(self.path)
+            size = os.path.getsize(self.path)
+        except OSError as e:
+            raise RunFileError(f"{self.path}: cannot read ({e.strerror})") from None
+        if eof is not None and size < eof:
+            raise RunFileError(f"{self.path}: truncated ({size} bytes of the {eof} its header "
+                               "records)")
+        try:
+            if status_flags(self.path) == 0:
+                try:
+                    self.f = h5py.File(self.path, "r")
+                    return
+                except OSError as e:
+                    if "already open" not in str(e):
+                        raise
             self.f = h5py.File(self.path, "r", libver="latest", swmr=True)
         except OSError as e:
             raise RunFileError(f"{self.path}: not a readable HDF5 file ({str(e).splitlines()[0]})") from None
@@ -538,6 +735,11 @@ class Run:
         self.attrs = dict(a)
         self.config_text = str(a.get("config", ""))
         self.config = None
+        if ver > 1:
+            digest = hashlib.sha256(self.config_text.encode("utf-8")).hexdigest()
+            if str(a.get("config_sha256", "")) != digest:
+                raise RunFileError(f"{path}: the stored configuration does not match the one the run "
+                                   "was created with (edited or damaged); refusing to use it")
         if self.config_text:
             from . import config as C
 
@@ -550,6 +752,9 @@ class Run:
             self.seeds = {"init": s, "data": s, "noise": s}
         else:
             self.seeds = {k: int(a[f"seed_{k}"]) for k in ("init", "data", "noise")}
+            if self.config is not None and self.config["seed"] != self.seeds:
+                raise RunFileError(f"{path}: the seed attributes {self.seeds} do not match the "
+                                   f"stored configuration's {self.config['seed']} (edited?)")
         self._template = None
         self._read_progress()
 

@@ -3,7 +3,7 @@
 :func:`iterate` is a generator that yields a :class:`State` every ``every`` steps (and
 always the first and the final state); :func:`solve` runs it to the end, calling
 recording hooks on every yielded state.  A state carries everything needed to continue
-the run exactly (the noise is keyed by (seed, step), so no generator state exists):
+the run exactly (the noise is keyed by (seed, group, step, index), so no generator state exists):
 pass it back as ``state=`` to resume.
 """
 from __future__ import annotations
@@ -224,7 +224,9 @@ def iterate(field, y0: np.ndarray | None = None, *, method: str = "euler", dt: f
                 np.divide(err[g.start:g.stop], sc, out=sc)
                 num += float(np.square(sc).sum())  # no BLAS in the loop (threads)
                 cnt += g.size
-            en = math.sqrt(num / cnt) if cnt else 0.0
+            if cnt == 0:   # nothing moves in this stage: no error to control, keep the step
+                break
+            en = math.sqrt(num / cnt)
             if not math.isfinite(en):
                 en = math.inf
             factor = 5.0 if en == 0 else min(5.0, max(0.2, 0.9 * en ** (-1.0 / (tab.order_hat + 1))))

@@ -11,8 +11,8 @@ key).  Three modules, one job each:
   through the registries of the Python API;
 - :mod:`.toml` — parsing, ``--set`` overrides, :func:`dumps` of resolved configurations.
 """
-from .build import (build, context, frozen_groups, make_data, make_distribution, make_network,
-                    make_schedule, make_target)
+from .build import (build, check_memory, context, estimate_memory, frozen_groups, make_data,
+                    make_distribution, make_network, make_schedule, make_target)
 from .schema import METHODS, SEED_KEYS, ConfigError, resolve
 from .toml import apply_overrides, dumps, dumps_raw, parse_toml
 
@@ -22,6 +22,7 @@ def load(text: str, overrides=()) -> dict:
     return resolve(apply_overrides(parse_toml(text), overrides))
 
 
-__all__ = ["ConfigError", "METHODS", "SEED_KEYS", "apply_overrides", "build", "context",
+__all__ = ["ConfigError", "METHODS", "SEED_KEYS", "apply_overrides", "build", "check_memory",
+           "context", "estimate_memory",
            "dumps", "dumps_raw", "frozen_groups", "load", "make_data", "make_distribution",
            "make_network", "make_schedule", "make_target", "parse_toml", "resolve"]

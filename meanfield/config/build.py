@@ -114,12 +114,58 @@ def make_data(cfg: dict):
     return train, test, target
 
 
+STAGES = {"euler": 1, "heun": 2, "rk4": 4, "rk45": 7}
+
+
+def estimate_memory(cfg: dict) -> tuple:
+    """(bytes, key): about how much memory the run of ``cfg`` needs, and the key that
+    drives it.  Counted in 8-byte words: the parameters with their solver copies (the
+    stage buffers, the next state, scratch, yielded and last-good states, the network's
+    own arrays), the data sets with their transposed copies, and each objective's
+    feature arrays (2 Σ_l k_l rows per sample)."""
+    m = cfg["model"]
+    dims = [m["d"]] + m["bottleneck"] + [1]
+    P = sum(w * (dims[l] + 1 + dims[l + 1]) for l, w in enumerate(m["widths"])) + 1
+    rows = sum(dims[1:])
+    per_sample = 2 * (m["d"] + 1) + 2 * rows + 1
+    n = cfg["data"]["n_train"] + cfg["data"]["n_test"]
+    params = 8 * P * (STAGES[cfg["solver"]["method"]] + 10)
+    data = 8 * n * per_sample
+    key = "model.widths" if params >= data else "data.n_train"
+    return params + data, key
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux /proc/meminfo, else None)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(cfg: dict) -> None:
+    """Refuse (ConfigError) a run that cannot fit in the memory available."""
+    from .schema import ConfigError
+
+    need, key = estimate_memory(cfg)
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise ConfigError(f"{key}: the run needs about {need / 2 ** 30:.1f} GiB of memory, more "
+                          f"than the {avail / 2 ** 30:.1f} GiB available")
+
+
 def build(cfg: dict):
-    """The :class:`~meanfield.experiment.Experiment` of a resolved configuration."""
+    """The :class:`~meanfield.experiment.Experiment` of a resolved configuration
+    (ConfigError, before anything is allocated, when it cannot fit in memory)."""
     import solvers
 
     from ..experiment import Experiment
 
+    check_memory(cfg)
     train, test, target = make_data(cfg)
     sv = cfg["solver"]
     return Experiment(
