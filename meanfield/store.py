@@ -9,7 +9,7 @@ and the counter naming the valid slot is written last.  A file killed at any mom
 therefore reads consistently up to its counters.  The file is written in HDF5's
 single-writer/multiple-reader (SWMR) mode, so :func:`open_run` can read it while it is
 being written (:meth:`Run.refresh` sees new rows).  The store owns the mapping between
-solver states and checkpoints (:func:`write_checkpoint`, :meth:`Run.state`) and
+solver states and checkpoints (:func:`write_checkpoint`, :func:`checkpoint_state`) and
 describes the network itself (``/network``), so a file reopens without its config.
 """
 from __future__ import annotations
@@ -233,13 +233,23 @@ def read_architecture(group):
                    train_out_bias=bool(a["train_out_bias"]), dtype=str(a["dtype"]))
 
 
-def write_checkpoint(slot_group, state, wall_time: float) -> None:
-    """Store a solver state in a checkpoint slot (its parameters and counters; the
-    recorder writes the same fields through its own handles)."""
-    slot_group["theta"][...] = state.y
+def write_checkpoint(get, slot: int, state, wall_time: float) -> None:
+    """Store a solver state in checkpoint slot ``slot``: its parameters and counters.
+    ``get(name)`` returns the dataset of that name (the file's, or a writer's handle)."""
+    get(f"checkpoint/{slot}/theta")[...] = state.y
     fl = dict(t=state.t, loss=state.loss, stage_t0=state.stage_t0, dt=state.dt, wall_time=wall_time)
-    slot_group["floats"][...] = np.array([fl[k] for k in FLOAT_FIELDS], dtype=np.float64)
-    slot_group["ints"][...] = np.array([getattr(state, k) for k in INT_FIELDS], dtype=np.int64)
+    get(f"checkpoint/{slot}/floats")[...] = np.array([fl[k] for k in FLOAT_FIELDS], dtype=np.float64)
+    get(f"checkpoint/{slot}/ints")[...] = np.array([getattr(state, k) for k in INT_FIELDS],
+                                                   dtype=np.int64)
+
+
+def checkpoint_state(ck: dict, seed: int, dtype):
+    """The solver state of a checkpoint read by :func:`read_checkpoint`."""
+    import solvers
+
+    return solvers.State(y=ck["theta"].astype(dtype), t=ck["t"], step=ck["step"], loss=ck["loss"],
+                         stage=ck["stage"], stage_t0=ck["stage_t0"], stage_step0=ck["stage_step0"],
+                         dt=ck["dt"], seed=int(seed), rejected=ck["rejected"])
 
 
 def read_checkpoint(slot_group, version: int) -> dict:
@@ -367,7 +377,7 @@ class H5Recorder(Recorder):
                 cs.create_dataset("floats", data=np.zeros(len(FLOAT_FIELDS)))
                 cs.create_dataset("ints", data=np.zeros(len(INT_FIELDS), dtype=np.int64))
             if initial_state is not None:
-                write_checkpoint(ck["0"], initial_state, 0.0)
+                write_checkpoint(lambda name: f[name], 0, initial_state, 0.0)
                 f["progress/counters"][2] = 0
             f.swmr_mode = True   # from here on: readers may open the file
             f.flush()
@@ -395,8 +405,6 @@ class H5Recorder(Recorder):
         """
         import h5py
 
-        import solvers
-
         lock = WriterLock(path).acquire()
         try:
             if status_flags(path):   # its writer died (we hold the lock): rewrite, see _recover
@@ -414,10 +422,7 @@ class H5Recorder(Recorder):
             if slot not in (0, 1):
                 raise RunFileError("the run has no checkpoint to resume from")
             ck = read_checkpoint(f[f"checkpoint/{slot}"], FORMAT_VERSION)
-            state = solvers.State(y=ck["theta"].astype(network.dtype), t=ck["t"], step=ck["step"],
-                                  loss=ck["loss"], stage=ck["stage"], stage_t0=ck["stage_t0"],
-                                  stage_step0=ck["stage_step0"], dt=ck["dt"],
-                                  seed=int(f.attrs["seed_noise"]), rejected=ck["rejected"])
+            state = checkpoint_state(ck, f.attrs["seed_noise"], network.dtype)
             # keep only what was recorded before the checkpoint's step (it is recorded again)
             step = state.step
             ns = int(np.searchsorted(f["series/step"][:ns], step, side="left"))
@@ -481,31 +486,25 @@ class H5Recorder(Recorder):
             f"run stopped and {where}")
         raise self.failed
 
-    def __call__(self, state) -> None:
+    def _guarded(self, write, step, check_space=True) -> None:
+        """Run a record event: refused after a failure, stopped at the first one."""
         if self.failed is not None:
             raise self.failed
         try:
-            self._check_space()
-            super().__call__(state)
+            if check_space:
+                self._check_space()
+            write()
         except (OSError, RuntimeError) as e:
-            self._fail(e, state.step)
+            self._fail(e, step)
+
+    def __call__(self, state) -> None:
+        self._guarded(lambda: super(H5Recorder, self).__call__(state), state.step)
 
     def finish(self, status: str, message: str = "") -> None:
-        if self.failed is not None:
-            raise self.failed
-        try:
-            super().finish(status, message)
-        except (OSError, RuntimeError) as e:
-            self._fail(e, "the end")
+        self._guarded(lambda: super(H5Recorder, self).finish(status, message), "the end", False)
 
     def record_last(self, state) -> None:
-        if self.failed is not None:
-            raise self.failed
-        try:
-            self._check_space()
-            super().record_last(state)
-        except (OSError, RuntimeError) as e:
-            self._fail(e, state.step)
+        self._guarded(lambda: super(H5Recorder, self).record_last(state), state.step)
 
     @classmethod
     def _recover(cls, path, network, record, test_loss, lock):
@@ -513,8 +512,6 @@ class H5Recorder(Recorder):
         write, after which HDF5's allocation records on disk cannot be trusted for more
         writes): write a new file with its data, architecture, the rows recorded before
         its checkpoint and the checkpoint, and rename it over the old one."""
-        import solvers
-
         from .objective import Dataset
 
         with Run(path) as r:
@@ -524,10 +521,7 @@ class H5Recorder(Recorder):
             ck = r.checkpoint()
             if not ck:
                 raise RunFileError("the run has no checkpoint to resume from")
-            state = solvers.State(y=ck["theta"].astype(network.dtype), t=ck["t"], step=ck["step"],
-                                  loss=ck["loss"], stage=ck["stage"], stage_t0=ck["stage_t0"],
-                                  stage_step0=ck["stage_step0"], dt=ck["dt"],
-                                  seed=r.seeds["noise"], rejected=ck["rejected"])
+            state = checkpoint_state(ck, r.seeds["noise"], network.dtype)
             steps = np.asarray(r.series["step"])
             ns = int(np.searchsorted(steps, state.step, side="left"))
             series = {k: np.asarray(v)[:ns] for k, v in r.series.items()}
@@ -586,12 +580,7 @@ class H5Recorder(Recorder):
 
     def _checkpoint(self, state):
         slot = 1 - self.slot if self.slot >= 0 else 0
-        self._ds(f"checkpoint/{slot}/theta")[...] = state.y
-        fl = dict(t=state.t, loss=state.loss, stage_t0=state.stage_t0, dt=state.dt,
-                  wall_time=self.wall())
-        self._ds(f"checkpoint/{slot}/floats")[...] = np.array([fl[k] for k in FLOAT_FIELDS])
-        self._ds(f"checkpoint/{slot}/ints")[...] = np.array([getattr(state, k) for k in INT_FIELDS],
-                                                            dtype=np.int64)
+        write_checkpoint(self._ds, slot, state, self.wall())
         self._pending_slot = slot
 
     def _status(self, status, message):

@@ -146,23 +146,25 @@ def test_full_disk_stand_in_file_size_limit(tmp_path, checked):
 
 # -- 2. two writers on one file ----------------------------------------------------------------
 def test_a_second_writer_never_touches_a_live_run(tmp_path):
-    cfg = config(tmp_path, LONG)
+    cfg = config(tmp_path, LONG.replace("steps = 20000", "steps = 60000")
+                 .replace("series_every = 10", "series_every = 30"))
     out = tmp_path / "r.h5"
     first = spawn("run", cfg, "-o", out, "-q")
     deadline = time.time() + 120
     while not out.exists():
         assert time.time() < deadline and first.poll() is None
         time.sleep(0.01)
-    for args, frag in ((("run", cfg, "-o", out), "exists"),
+    for args, frag in ((("run", cfg, "-o", out), "exists"),   # each while the first still runs
                        (("run", cfg, "-o", out, "--force"), "being written by another process"),
                        (("run", "--resume", out), "being written by another process")):
         rc, _, err = cli(*args, "-q")
+        assert first.poll() is None, "the first run ended before the check: make it longer"
         assert rc == 2, (args, err)
         one_line(err, frag)
     so, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     with open_run(out) as r:
-        assert r.status == "complete" and int(r.series["step"][-1]) == 20000
+        assert r.status == "complete" and int(r.series["step"][-1]) == 60000
         assert r.n_series == 2001
 
 
