@@ -147,13 +147,12 @@ class RunResult:
 class Progress:
     """A tqdm progress bar over steps or flow time, with the loss and the step rate."""
 
-    def __init__(self, total_steps=None, t_end=None, enabled=True, start=None):
+    def __init__(self, total_steps=None, t_end=None, enabled=True):
         self.enabled = enabled
         self.bar = None
         self.total_steps, self.t_end = total_steps, t_end
         self.by_time = t_end is not None and total_steps is None
         self.last = None
-        self._start = start
 
     def _open(self):
         from tqdm.auto import tqdm
