@@ -30,10 +30,10 @@ _EXPORTS = {
     "resume": "experiment", "run": "experiment",
     "Param": "registry", "Registry": "registry",
 }
-_MODULES = ("closed_forms", "data", "init", "targets", "config", "experiment", "network",
-            "objective", "store", "activations", "registry", "train", "plots", "cli")
+_MODULES = ("closed_forms", "data", "init", "targets", "config", "experiment", "distances",
+            "network", "objective", "store", "activations", "registry", "train", "plots", "cli")
 
-__all__ = ["__version__", *_MODULES[:6], *_EXPORTS]
+__all__ = ["__version__", *_MODULES[:7], *_EXPORTS]
 
 
 def __getattr__(name):
