@@ -71,6 +71,26 @@ class WriterLock:
         self.release()
 
 
+def writer_alive(path) -> bool:
+    """Whether a process holds the writer lock of ``path`` now (never creates the lock
+    file; a reader's probe)."""
+    path = os.path.abspath(os.fspath(path))
+    lock_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
 def _superblock(path):
     """(bytes, length) of a version 2/3 superblock at offset 0, or (None, 0)."""
     with open(path, "rb") as fh:

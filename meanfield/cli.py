@@ -295,6 +295,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:   # Ctrl-C outside the run loop (loading, compiling, writing)
         print("meanfield: interrupted", file=sys.stderr)
         code = 130
+    except BrokenPipeError:   # `meanfield info RUN.h5 | head`: the reader left, stay quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     if real:   # the work is done: a late Ctrl-C must not turn a finished run into a crash
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

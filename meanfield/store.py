@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from ._h5lock import LockedError, WriterLock, status_flags, superblock_eof
+from ._h5lock import LockedError, WriterLock, status_flags, superblock_eof, writer_alive
 
 FORMAT = "meanfield-run"
 FORMAT_VERSION = 2
@@ -661,11 +661,12 @@ class Run:
     :meth:`refresh`).  Attributes:
 
     config (dict, or None for a run made from Python), config_text, seeds ({"init",
-    "data", "noise"}), status ("running" while a live writer holds it — a reader cannot
-    tell a live run from a killed one, so a file left "running" also reads as
-    "interrupted" once its writer is gone: see ``status``), message, series (dict of
-    :class:`Rows`), snapshots (dict: step, t, and per block u, c, v as :class:`Rows`),
-    data (x, y, x_test, y_test as h5py datasets), n_series, n_snapshots, version, attrs.
+    "data", "noise"}), status ("running" while a writer holds the file's lock,
+    "interrupted" when its writer stopped or died before the end, "complete",
+    "diverged"), message, series (dict of :class:`Rows`), snapshots (dict: step, t, and
+    per block u, c, v as :class:`Rows`), data (x, y, x_test, y_test as h5py datasets),
+    n_series, n_snapshots, version, attrs.  :meth:`refresh` replaces ``series``,
+    ``snapshots`` and ``data`` (rows taken before it refer to the closed file).
     """
 
     def __init__(self, path):
@@ -779,7 +780,9 @@ class Run:
                 raise RunFileError(f"{self.path}: the file claims {n} {what} rows but holds {ds.shape[0]}")
         self.n_series, self.n_snapshots, self.checkpoint_slot = n_series, n_snapshots, slot
         self.live_status = st
-        self.status = "interrupted" if st == "running" else st
+        if st == "running":   # written now, or left so by a writer that died
+            st = "running" if writer_alive(self.path) else "interrupted"
+        self.status = st
         self.message = msg
         self.series = {k: Rows(v, n_series) for k, v in f["series"].items()}
         sn = f["snapshots"]

@@ -408,3 +408,14 @@ def test_rk45_with_everything_frozen_is_a_stationary_run(tmp_path):
         t = np.asarray(r.series["t"])
         assert np.isfinite(t).all() and t[-1] == pytest.approx(30 * 0.1)
         assert np.ptp(np.asarray(r.series["loss"])) == 0
+
+
+def test_output_into_a_closed_pipe_is_quiet(tmp_path):
+    cfg = config(tmp_path)
+    out = tmp_path / "r.h5"
+    assert cli("run", cfg, "-o", out, "-q", "--set", "solver.steps=10")[0] == 0
+    proc = subprocess.Popen([sys.executable, "-m", "meanfield", "info", str(out), "--config"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()   # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == ""

@@ -304,7 +304,7 @@ def test_a_reader_polls_a_live_run(tmp_path):
                 r = open_run(out)   # opened once, while the run is written
             if r is not None:
                 r.refresh()
-                statuses.add(r.live_status)
+                statuses.add(r.status)
                 n = r.n_series
                 if n:
                     steps = np.asarray(r.series["step"])
