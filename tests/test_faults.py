@@ -7,6 +7,7 @@ Full disk: a 256 KB tmpfs when this process may mount one (root on Linux); a sta
 that always runs caps the file size with RLIMIT_FSIZE, so writes fail with EFBIG
 ("File too large") where the free-space check cannot see it coming.
 """
+import contextlib
 import os
 import resource
 import shutil
@@ -115,16 +116,22 @@ def _full_disk_case(tmp_path, folder, preexec=None, prelude=None):
         np.testing.assert_array_equal(np.asarray(a.series["loss"]), np.asarray(b.series["loss"]))
 
 
-def test_full_disk_on_a_small_tmpfs(tmp_path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+@contextlib.contextmanager
+def tmpfs(folder, size, why):
+    """A tmpfs of ``size`` mounted on ``folder`` (skips the test when mounting fails)."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
                       capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (not root?); the RLIMIT_FSIZE stand-in covers it")
+        pytest.skip(f"cannot mount a tmpfs here (not root?); {why}")
     try:
-        _full_disk_case(tmp_path, mnt)
+        yield folder
     finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def test_full_disk_on_a_small_tmpfs(tmp_path):
+    with tmpfs(tmp_path / "tiny", "256k", "the RLIMIT_FSIZE stand-in covers it") as mnt:
+        _full_disk_case(tmp_path, mnt)
 
 
 def _limit_file_size():
@@ -349,12 +356,7 @@ def test_plot_arguments(tmp_path):
 
 
 def test_read_only_folder(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here to make a read-only folder (not root?)")
-    try:
+    with tmpfs(tmp_path / "ro", "4m", "it is how the test makes a read-only folder") as folder:
         cfg = config(tmp_path)
         out = folder / "r.h5"
         assert cli("run", cfg, "-o", out, "-q", "--set", "solver.steps=30")[0] == 0
@@ -368,8 +370,6 @@ def test_read_only_folder(tmp_path):
             assert rc == 2, (args, err)
             one_line(err, "Read-only file system")
         assert files(folder) == before
-    finally:
-        subprocess.run(["umount", str(folder)], capture_output=True)
 
 
 # -- 6. divergence ---------------------------------------------------------------------------------------
