@@ -31,9 +31,10 @@ _EXPORTS = {
     "Param": "registry", "Registry": "registry",
 }
 _MODULES = ("closed_forms", "data", "init", "targets", "config", "experiment", "distances",
-            "network", "objective", "store", "activations", "registry", "train", "plots", "cli")
+            "discretization", "network", "objective", "store", "activations", "registry",
+            "train", "plots", "cli")
 
-__all__ = ["__version__", *_MODULES[:7], *_EXPORTS]
+__all__ = ["__version__", *_MODULES[:8], *_EXPORTS]
 
 
 def __getattr__(name):

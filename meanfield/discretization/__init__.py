@@ -1,0 +1,15 @@
+"""Discretization: finite networks against a wide reference that stands in for the
+mean-field limit (docs/math.md §3).
+
+- :mod:`.coupling` — width-m members of a reference network: a subsample of its
+  initial particles (the synchronous coupling of propagation-of-chaos arguments) or
+  independent draws from the same initial laws;
+- :mod:`.measures` — the gaps between a member and the reference: function, loss,
+  per-block feature and coupling gaps (distances between particle clouds are in
+  :mod:`meanfield.distances`).
+"""
+from .coupling import COUPLINGS, Member, member
+from .measures import block_clouds, coupling_gap, feature_gaps, function_gap
+
+__all__ = ["COUPLINGS", "Member", "member", "block_clouds", "coupling_gap", "feature_gaps",
+           "function_gap"]
