@@ -6,10 +6,14 @@ mean-field limit (docs/math.md §3).
   independent draws from the same initial laws;
 - :mod:`.measures` — the gaps between a member and the reference: function, loss,
   per-block feature and coupling gaps (distances between particle clouds are in
-  :mod:`meanfield.distances`).
+  :mod:`meanfield.distances`);
+- :mod:`.rates` — rates of the gaps in the width with bootstrap intervals over seeds
+  (single networks and the seed-averaged function), Richardson extrapolation.
 """
 from .coupling import COUPLINGS, Member, member
 from .measures import block_clouds, coupling_gap, feature_gaps, function_gap
+from .rates import Extrapolation, RateFit, effective_widths, extrapolate, fit_bias_rate, fit_rate
 
 __all__ = ["COUPLINGS", "Member", "member", "block_clouds", "coupling_gap", "feature_gaps",
-           "function_gap"]
+           "function_gap", "Extrapolation", "RateFit", "effective_widths", "extrapolate",
+           "fit_bias_rate", "fit_rate"]

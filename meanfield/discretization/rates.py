@@ -1,0 +1,143 @@
+"""Rates of the gap in the width, with bootstrap confidence intervals over seeds, and
+Richardson extrapolation of observables to infinite width (docs/math.md §3).
+
+Theory predicts two rates: the RMS gap of single networks (fluctuations, ∝ m^(−1/2))
+and the gap of the seed-averaged function f̄_m − f_M (bias, ∝ 1/m).  With subsample
+coupling a width-m member of an M-particle reference differs from it by the finite-
+population factor (1/m − 1/M), so rates are fitted against the effective width
+m_eff = (1/m − 1/M)⁻¹ when ``M`` is given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RateFit:
+    """gap ≈ C · x^(−β), x the width or the effective width.
+
+    beta, C : the least-squares fit on log–log axes of the seed-reduced gaps
+    beta_lo, beta_hi : the bootstrap percentile interval at ``level`` (seeds resampled
+        with replacement, ``n_boot`` times, from ``numpy.random.default_rng(seed)``)
+    x : "m" or "effective width (1/m - 1/M)^-1"
+    """
+
+    beta: float
+    C: float
+    beta_lo: float
+    beta_hi: float
+    level: float
+    n_boot: int
+    x: str
+
+
+def effective_widths(widths, M=None) -> np.ndarray:
+    """m, or (1/m − 1/M)⁻¹ against an M-particle reference (every m < M)."""
+    m = np.asarray(widths, dtype=float)
+    if M is None:
+        return m
+    if np.any(m >= M):
+        raise ValueError(f"effective widths need every width below the reference's {M}")
+    return 1.0 / (1.0 / m - 1.0 / float(M))
+
+
+def _slope(x, y) -> tuple:
+    A = np.vstack([np.log(x), np.ones_like(x)]).T
+    (b, a), *_ = np.linalg.lstsq(A, np.log(y), rcond=None)
+    return -float(b), float(np.exp(a))
+
+
+def _check(widths, gaps):
+    gaps = np.asarray(gaps, dtype=float)
+    if gaps.ndim != 2 or gaps.shape[0] != len(widths) or gaps.shape[0] < 2:
+        raise ValueError(f"gaps must be (W, S) with W = {len(widths)} >= 2 widths, got {gaps.shape}")
+    if not np.all(np.isfinite(gaps)) or np.any(gaps < 0):
+        raise ValueError("gaps must be finite and >= 0")
+    return gaps
+
+
+def fit_rate(widths, gaps, *, M=None, reduce: str = "rms", n_boot: int = 1000,
+             level: float = 0.9, seed: int = 0) -> RateFit:
+    """Fit the rate of ``gaps (W, S)`` (per width, per seed) over ``widths (W,)``.
+
+    Each width's gaps are reduced over seeds (``"rms"``: root mean square, the RMS gap of
+    single networks; ``"mean"``), then log gap is fitted linearly in log x.
+    """
+    gaps = _check(widths, gaps)
+    red = {"rms": lambda g: np.sqrt(np.mean(g * g, axis=-1)),
+           "mean": lambda g: np.mean(g, axis=-1)}.get(reduce)
+    if red is None:
+        raise ValueError(f"reduce: expected 'rms' or 'mean', got {reduce!r}")
+    x = effective_widths(widths, M)
+    beta, C = _slope(x, red(gaps))
+    rng = np.random.default_rng(seed)
+    S = gaps.shape[1]
+    boot = np.empty(n_boot)
+    for k in range(n_boot):
+        cols = rng.integers(0, S, S)
+        boot[k] = _slope(x, red(gaps[:, cols]))[0]
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return RateFit(beta, C, float(lo), float(hi), level, n_boot,
+                   "m" if M is None else "effective width (1/m - 1/M)^-1")
+
+
+def fit_bias_rate(widths, f_members, f_reference, *, M=None, n_boot: int = 1000,
+                  level: float = 0.9, seed: int = 0) -> RateFit:
+    """The rate of ‖f̄_m − f_M‖ (L² over the sample), f̄_m the mean over seeds of the
+    members' outputs ``f_members (W, S, N)``; the bootstrap resamples seeds."""
+    f = np.asarray(f_members, dtype=float)
+    ref = np.asarray(f_reference, dtype=float)
+    if f.ndim != 3 or f.shape[0] != len(widths) or f.shape[2] != ref.shape[0]:
+        raise ValueError(f"f_members must be (W, S, N) with N = {ref.shape[0]}, got {f.shape}")
+
+    def gap(fs):
+        return np.sqrt(np.mean((fs.mean(axis=1) - ref) ** 2, axis=-1))
+
+    x = effective_widths(widths, M)
+    beta, C = _slope(x, gap(f))
+    rng = np.random.default_rng(seed)
+    S = f.shape[1]
+    boot = np.array([_slope(x, gap(f[:, rng.integers(0, S, S)]))[0] for _ in range(n_boot)])
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return RateFit(beta, C, float(lo), float(hi), level, n_boot,
+                   "m" if M is None else "effective width (1/m - 1/M)^-1")
+
+
+@dataclass(frozen=True)
+class Extrapolation:
+    """value ± error at m → ∞, from a fit in ``variable`` (1/m or 1/sqrt(m))."""
+
+    value: float
+    error: float
+    variable: str
+    residual: float
+
+
+def _richardson(h, y):
+    """(value, error, residual): linear fit y = v + a h on all points, and the same fit on
+    the two smallest h; their difference is the error estimate."""
+    A = np.vstack([np.ones_like(h), h]).T
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    resid = float(np.sqrt(np.mean((A @ coef - y) ** 2)))
+    i = np.argsort(h)[:2]
+    v2 = float(y[i[0]] - h[i[0]] * (y[i[1]] - y[i[0]]) / (h[i[1]] - h[i[0]]))
+    return float(coef[0]), abs(float(coef[0]) - v2), resid
+
+
+def extrapolate(widths, values, variable: str = "auto") -> Extrapolation:
+    """Richardson extrapolation of an observable (test loss, f(x) at a point, ...) to
+    infinite width from its values at ``widths`` (means over seeds), linear in 1/m, in
+    1/√m, or (``"auto"``) in whichever of the two fits the values better."""
+    m = np.asarray(widths, dtype=float)
+    y = np.asarray(values, dtype=float)
+    if m.shape != y.shape or m.size < 3:
+        raise ValueError("extrapolate needs at least three widths with one value each")
+    fits = {"1/m": _richardson(1.0 / m, y), "1/sqrt(m)": _richardson(1.0 / np.sqrt(m), y)}
+    if variable == "auto":
+        variable = min(fits, key=lambda k: fits[k][2])
+    if variable not in fits:
+        raise ValueError(f"variable: expected '1/m', '1/sqrt(m)' or 'auto', got {variable!r}")
+    v, err, resid = fits[variable]
+    return Extrapolation(v, err, variable, resid)

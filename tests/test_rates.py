@@ -1,0 +1,74 @@
+"""Rate fits with bootstrap intervals and Richardson extrapolation on synthetic data with
+known answers."""
+import numpy as np
+import pytest
+
+from meanfield.discretization import rates as R
+
+WIDTHS = np.array([16, 32, 64, 128, 256, 512, 1024])
+
+
+def _gaps(beta, C, S, rng, M=None):
+    """Per-seed gaps whose RMS over seeds is C x^-beta: |gap| = C x^-beta |z|, E z² = 1."""
+    x = R.effective_widths(WIDTHS, M)
+    return C * x[:, None] ** (-beta) * np.abs(rng.standard_normal((len(WIDTHS), S)))
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0])
+def test_fit_recovers_beta_and_the_interval_covers_it(beta):
+    fit = R.fit_rate(WIDTHS, _gaps(beta, 2.0, 10, np.random.default_rng(1)), n_boot=500, seed=0)
+    assert fit.beta_lo <= beta <= fit.beta_hi
+    assert abs(fit.beta - beta) < 0.1 and fit.beta_hi - fit.beta_lo < 0.3
+    # coverage of the 90 % interval over independent data sets (fixed seeds)
+    cover = [R.fit_rate(WIDTHS, _gaps(beta, 2.0, 10, np.random.default_rng(100 + r)),
+                        n_boot=300, seed=r) for r in range(60)]
+    rate = np.mean([f.beta_lo <= beta <= f.beta_hi for f in cover])
+    assert rate >= 0.75, rate
+
+
+def test_effective_width_removes_the_finite_population_bias():
+    M = 2048
+    gaps = _gaps(0.5, 1.0, 40, np.random.default_rng(3), M=M)
+    plain = R.fit_rate(WIDTHS, gaps, n_boot=200)
+    eff = R.fit_rate(WIDTHS, gaps, M=M, n_boot=200)
+    assert eff.beta_lo <= 0.5 <= eff.beta_hi
+    assert plain.beta > eff.beta + 0.05       # against m the slope comes out too steep
+    assert eff.x.startswith("effective")
+
+
+def test_bias_rate_of_the_seed_averaged_function():
+    """Members f_m = f_M + 3 b/m + ε_s with ε_s cancelling over the seeds (pairs ±):
+    the seed average's gap is exactly 3‖b‖/m, so β = 1 whatever the fluctuations."""
+    rng = np.random.default_rng(5)
+    N = 200
+    ref = np.sin(np.linspace(0, 3, N))
+    bias = np.cos(np.linspace(0, 3, N))
+    eps = rng.standard_normal((15, N))
+    noise = np.concatenate([eps, -eps])            # (30, N), mean exactly zero
+    f = np.stack([ref + 3.0 * bias / m + noise / np.sqrt(m) for m in WIDTHS])
+    fit = R.fit_bias_rate(WIDTHS, f, ref, n_boot=100)
+    assert fit.beta == pytest.approx(1.0, abs=1e-8)
+    single = R.fit_rate(WIDTHS, np.sqrt(np.mean((f - ref) ** 2, axis=-1)), n_boot=100)
+    assert abs(single.beta - 0.5) < 0.1          # single networks: fluctuations dominate
+
+
+def test_richardson_extrapolation():
+    m = np.array([64, 128, 256, 512])
+    e = R.extrapolate(m, 2.0 + 3.0 / m)
+    assert e.variable == "1/m" and e.value == pytest.approx(2.0, abs=1e-12) and e.error < 1e-12
+    e = R.extrapolate(m, 1.5 - 0.7 / np.sqrt(m))
+    assert e.variable == "1/sqrt(m)" and e.value == pytest.approx(1.5, abs=1e-12)
+    noisy = 2.0 + 3.0 / m + np.array([1e-4, -1e-4, 5e-5, 0.0])
+    e = R.extrapolate(m, noisy, variable="1/m")
+    assert abs(e.value - 2.0) < 5 * max(e.error, 1e-4)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="gaps must be"):
+        R.fit_rate([16], np.ones((1, 3)))
+    with pytest.raises(ValueError, match="below the reference"):
+        R.effective_widths([16, 4096], M=4096)
+    with pytest.raises(ValueError, match="reduce"):
+        R.fit_rate(WIDTHS, np.ones((len(WIDTHS), 3)), reduce="median")
+    with pytest.raises(ValueError, match="at least three"):
+        R.extrapolate([16, 32], [1.0, 2.0])
