@@ -99,3 +99,68 @@ def test_independent_members_from_a_config():
     # not a subsample: no particle of block 1 equals a reference particle
     u, U = a.network.blocks[0].u, ref.blocks[0].u
     assert not (np.abs(u[:, None, :] - U[None, :, :]).sum(-1) == 0).any()
+
+
+# -- the [RZG] loss decomposition -----------------------------------------------------------------
+from meanfield.discretization.decomposition import (decomposition, lipschitz_bound,  # noqa: E402
+                                                    second_block)
+
+
+def _rzg_problem(seed=0, m=200):
+    net = mf.rzg_three_layer(5, m, m, k=1, seed=seed)
+    X = mf.data.Radial(5, __import__("scipy").stats.uniform(0.0, 2.0)).sample(300, seed + 1)
+    return net, X, mf.ReluNorm(1.0)(X)
+
+
+def test_decomposition_terms_against_numpy_and_the_bound_holds():
+    ref, X, y = _rzg_problem()
+    import solvers
+
+    trained = mf.train(ref, mf.Dataset(X, y), dt=0.5, stop=solvers.Stop(steps=60)).network
+    for net in (ref, trained):
+        mem = member(net, 20, seed=3).network
+        dec = decomposition(mem, net, X, y)
+        f, (h_m, _) = mem.forward_numpy(X, return_features=True)
+        _, (h_M, _) = net.forward_numpy(X, return_features=True)
+        r = np.linalg.norm(X, axis=1)
+        kappa = (h_M[:, 0] @ r) / (r @ r)
+        b2 = mem.blocks[1]
+        lip = np.sum(np.abs(b2.v[:, 0]) * np.abs(b2.u[:, 0])) / b2.m      # ReLU, k = 1
+        g = np.maximum(np.outer(kappa * r, b2.u[:, 0]) + b2.c, 0) @ b2.v[:, 0] / b2.m
+        assert dec.kappa[0] == pytest.approx(kappa, rel=1e-12)
+        assert dec.lip == pytest.approx(lip, rel=1e-12)
+        assert dec.first_block == pytest.approx(lip ** 2 * np.mean((h_m[:, 0] - h_M[:, 0]) ** 2), rel=1e-10)
+        assert dec.feature_error == pytest.approx(lip ** 2 * np.mean((h_M[:, 0] - kappa * r) ** 2), rel=1e-10)
+        assert dec.perfect_first == pytest.approx(np.mean((g - y) ** 2), rel=1e-10)
+        assert dec.mse == pytest.approx(np.mean((f - y) ** 2), rel=1e-12)
+        assert dec.holds and dec.mse <= dec.bound
+    assert decomposition(ref, ref, X, y).first_block == 0.0   # the member is the reference
+
+
+def test_lipschitz_bound_dominates_empirical_slopes():
+    ref, _, _ = _rzg_problem(seed=2, m=50)
+    h = np.random.default_rng(0).standard_normal((2000, 1)) * 3
+    slopes = np.abs(np.diff(second_block(ref)(h))) / np.abs(np.diff(h[:, 0]))
+    assert slopes.max() <= lipschitz_bound(ref) * (1 + 1e-12)
+    # tight where no term cancels: u, v > 0, c = 0 and h > 0 make f linear with that slope
+    rng = np.random.default_rng(1)
+    b1 = ref.blocks[0]
+    pos = mf.Network([mf.Block(b1.u.copy(), b1.c.copy(), b1.v.copy(), "relu"),
+                      mf.Block(rng.random((30, 1)), np.zeros(30), rng.random((30, 1)), "relu")])
+    hp = np.array([[0.5], [2.5]])
+    slope = float(np.diff(second_block(pos)(hp))[0]) / 2.0
+    assert slope == pytest.approx(lipschitz_bound(pos), rel=1e-12)
+
+
+def test_perfect_first_block_term_is_zero_for_the_exact_representation():
+    """docs/math.md §7: with h* = κ‖x‖, the particle (v, u, c) = (1, −1/κ, 1) gives
+    ReLU(1 − ‖x‖) exactly."""
+    ref, X, y = _rzg_problem(m=40)
+    kappa = 0.37
+    b1 = ref.blocks[0]
+    exact = mf.Network([mf.Block(b1.u.copy(), b1.c.copy(), b1.v.copy(), "relu"),
+                        mf.Block(np.array([[-1 / kappa]]), np.array([1.0]), np.array([[1.0]]), "relu")])
+    dec = decomposition(exact, exact, X, y, kappa=kappa)
+    assert dec.perfect_first < 1e-30 and dec.lip == pytest.approx(1 / kappa)
+    with pytest.raises(ValueError, match="two blocks"):
+        decomposition(mf.two_layer(5, 4), mf.two_layer(5, 4), X, y)

@@ -8,12 +8,14 @@ mean-field limit (docs/math.md §3).
   per-block feature and coupling gaps (distances between particle clouds are in
   :mod:`meanfield.distances`);
 - :mod:`.rates` — rates of the gaps in the width with bootstrap intervals over seeds
-  (single networks and the seed-averaged function), Richardson extrapolation.
+  (single networks and the seed-averaged function), Richardson extrapolation;
+- :mod:`.decomposition` — the [RZG] loss decomposition of two-block networks.
 """
 from .coupling import COUPLINGS, Member, member
 from .measures import block_clouds, coupling_gap, feature_gaps, function_gap
+from .decomposition import Decomposition, decomposition, lipschitz_bound
 from .rates import Extrapolation, RateFit, effective_widths, extrapolate, fit_bias_rate, fit_rate
 
 __all__ = ["COUPLINGS", "Member", "member", "block_clouds", "coupling_gap", "feature_gaps",
            "function_gap", "Extrapolation", "RateFit", "effective_widths", "extrapolate",
-           "fit_bias_rate", "fit_rate"]
+           "fit_bias_rate", "fit_rate", "Decomposition", "decomposition", "lipschitz_bound"]
