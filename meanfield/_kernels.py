@@ -515,6 +515,12 @@ def _particle_pass_serial(items, theta, layouts, coef, scales, XT, didx, HT, GT,
 
 
 @njit(cache=True, error_model="numpy")
+def _moves(coef, b, l):
+    """Whether block l of network b has a parameter that moves (a nonzero coefficient)."""
+    return coef[b, l, 0] != 0.0 or coef[b, l, 1] != 0.0 or coef[b, l, 2] != 0.0
+
+
+@njit(cache=True, error_model="numpy")
 def evaluate(theta, layouts, scales, offb, XT, Y, didx, psi, loss, coef, coef_b, mode,
              parallel, HT, GT, F, partial, vel, values):
     """Features, outputs, losses and velocities of B networks of one architecture.
@@ -548,7 +554,7 @@ def evaluate(theta, layouts, scales, offb, XT, Y, didx, psi, loss, coef, coef_b,
     if mode == VELOCITY:
         for b in range(B):
             for l in range(L - 1, -1, -1):
-                if coef[b, l, 0] != 0.0 or coef[b, l, 1] != 0.0 or coef[b, l, 2] != 0.0:
+                if _moves(coef, b, l):
                     lowest[b] = l
     if parallel:
         _sample_pass_parallel(theta, layouts, scales, offb, XT, Y, didx, psi, loss, lowest,
@@ -574,7 +580,7 @@ def evaluate(theta, layouts, scales, offb, XT, Y, didx, psi, loss, coef, coef_b,
     for b in range(B):
         for l in range(L):
             lay = layouts[b]
-            if coef[b, l, 0] != 0.0 or coef[b, l, 1] != 0.0 or coef[b, l, 2] != 0.0:
+            if _moves(coef, b, l):
                 count += (lay[l, M] + PCHUNK - 1) // PCHUNK
                 maxm = max(maxm, lay[l, M])
             else:  # a block that does not move: zero velocity
@@ -587,8 +593,7 @@ def evaluate(theta, layouts, scales, offb, XT, Y, didx, psi, loss, coef, coef_b,
     for j0 in range(0, maxm, PCHUNK):
         for b in range(B):
             for l in range(L):
-                if (coef[b, l, 0] != 0.0 or coef[b, l, 1] != 0.0 or coef[b, l, 2] != 0.0) \
-                        and j0 < layouts[b, l, M]:
+                if _moves(coef, b, l) and j0 < layouts[b, l, M]:
                     items[w, 0] = b
                     items[w, 1] = l
                     items[w, 2] = j0

@@ -50,28 +50,22 @@ def preset_description(text: str) -> str:
 # run (a thin layer over meanfield.experiment)
 # ----------------------------------------------------------------------------------
 def _load_config(args):
+    from pathlib import Path
+
     from . import config as C
+    from .experiment import load_config
 
     if args.config and args.preset:
         raise UsageError("give a CONFIG file or --preset, not both")
-    text = _read_text(args.config) if args.config else preset_text(args.preset or DEFAULT_PRESET)
+    source = Path(args.config) if args.config else preset_text(args.preset or DEFAULT_PRESET)
     try:
-        return C.load(text, args.set)
+        return load_config(source, args.set)
     except C.ConfigError as e:
         raise UsageError(str(e)) from None
 
 
-def _read_text(path) -> str:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path}: not UTF-8 text (byte {e.start}); a configuration is a "
-                         "UTF-8 TOML file") from None
+def _exists(out) -> UsageError:
+    return UsageError(f"{out} exists; use --force to overwrite it or -o to choose another file")
 
 
 def cmd_run(args) -> int:
@@ -87,7 +81,7 @@ def cmd_run(args) -> int:
     if os.path.isdir(out):
         raise UsageError(f"{out} is a directory")
     if os.path.exists(out) and not args.force:
-        raise UsageError(f"{out} exists; use --force to overwrite it or -o to choose another file")
+        raise _exists(out)
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise UsageError(f"{out}: folder {parent} does not exist")
@@ -105,8 +99,8 @@ def cmd_run(args) -> int:
         return _write_failed(args, e)
     except LockedError as e:
         raise UsageError(str(e)) from None
-    except FileExistsError:
-        raise UsageError(f"{out} exists; use --force to overwrite it or -o to choose another file") from None
+    except FileExistsError:   # created by another process since the check above
+        raise _exists(out) from None
     except OSError as e:
         raise UsageError(f"{out}: cannot create ({e})") from None
     return _summary(out, res)
@@ -136,10 +130,15 @@ def _write_failed(args, err) -> int:
     when the interpreter exits (measured: a segmentation fault)."""
     print(f"meanfield: error: {err.strerror}", file=sys.stderr)
     if getattr(args, "real_cli", False):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)
+        _exit_now(1)
     return 1
+
+
+def _exit_now(code: int):
+    """End the process at once (no interpreter shutdown), output flushed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _summary(out, res) -> int:
@@ -305,7 +304,5 @@ def main(argv=None) -> int:
         # CPython remembers a KeyboardInterrupt that passed through a nested evaluation
         # (an import it interrupted) and, under `python -m`, ends the process by SIGINT
         # whatever the exit code (measured); the run file is closed by now
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
+        _exit_now(130)
     return code

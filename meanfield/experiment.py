@@ -245,7 +245,7 @@ def _execute(exp: Experiment, rec, state, progress: bool, hooks):
             msg = f"{head}; the initial state is already non-finite"
     rec.finish(status, msg)
     net = exp.network.with_theta(final.y.copy()) if final is not None else None
-    test_fn = exp.test_loss()
+    test_fn = rec.test_loss   # the recorder's: one test objective per run
     test = float(test_fn(final.y)) if (test_fn is not None and final is not None) else math.nan
     return status, msg, final, net, test
 

@@ -193,6 +193,12 @@ class Network:
         return (self.d,) + tuple(b.k_out for b in self.blocks)
 
     @property
+    def work_per_sample(self) -> int:
+        """Σ_l m_l (k_{l−1} + k_l + 2): the kernels' work per sample, which decides
+        between their serial and parallel schedules."""
+        return sum(m * (a + b + 2) for m, a, b in zip(self.widths, self.dims[:-1], self.dims[1:]))
+
+    @property
     def n_params(self) -> int:
         return self.theta.size
 
@@ -276,12 +282,11 @@ class Network:
         n = X.shape[0]
         XT = np.ascontiguousarray(X.T, dtype=self.dtype)[None]
         HT = np.empty((1, self.feature_rows, n), dtype=self.dtype)
-        work = float(n * sum(m * (a + b + 2) for m, a, b in zip(self.widths, self.dims[:-1], self.dims[1:])))
         import numba
 
-        from .objective import parallel_threshold
+        from .objective import use_parallel
 
-        par = work >= parallel_threshold() and numba.get_num_threads() > 1
+        par = use_parallel(float(n * self.work_per_sample)) and numba.get_num_threads() > 1
         coef = np.zeros((1, self.L, 3))
         K.evaluate(self.theta, self.layout[None], self.scales.astype(self.dtype)[None],
                    np.full(1, -1, dtype=np.int64), XT, np.zeros((1, n), dtype=self.dtype),

@@ -77,6 +77,18 @@ class Stream:
 PARALLEL_MIN_WORK = 1 << 17
 
 
+def signature(net) -> tuple:
+    """What networks evaluated in one kernel call must share (widths, activations, data
+    and frozen groups may differ)."""
+    return (net.L, net.dims, net.output, net.dtype, net.has_out_bias)
+
+
+def use_parallel(work: float) -> bool:
+    """Whether an evaluation of ``work`` (see :data:`PARALLEL_MIN_WORK`) is worth a
+    parallel launch (its threshold read from the environment now)."""
+    return work >= parallel_threshold()
+
+
 def parallel_threshold() -> int:
     """Work per evaluation from which the kernels run in parallel (env
     ``MEANFIELD_PARALLEL_MIN_WORK`` overrides the default :data:`PARALLEL_MIN_WORK`; read
@@ -98,9 +110,9 @@ class _Plan:
     def __init__(self, networks, datasets, offsets, loss: int):
         net0 = networks[0]
         self.loss = int(loss)
-        for net in networks:
-            if (net.L, net.dims, net.output, net.dtype) != (net0.L, net0.dims, net0.output, net0.dtype):
-                raise ValueError("batched networks need the same depth, dimensions, output and dtype")
+        if any(signature(net) != signature(net0) for net in networks):
+            raise ValueError("batched networks need the same depth, dimensions, output, dtype "
+                             "and output bias")
         dt = net0.dtype
         B = len(networks)
         self.networks = list(networks)
@@ -116,8 +128,7 @@ class _Plan:
         self.coef = np.zeros((B, net0.L, 3))
         self.coef_b = np.zeros(B)
         self._coef_key = None
-        self.work = float(sum(sum(m * (kin + kout + 2) for m, kin, kout in
-                                  zip(net.widths, net.dims[:-1], net.dims[1:])) for net in networks))
+        self.work = float(sum(net.work_per_sample for net in networks))
         self.set_data(datasets)
 
     def set_data(self, datasets) -> None:
@@ -146,7 +157,7 @@ class _Plan:
             self.partial = np.zeros((B, (n + K.TILE - 1) // K.TILE))
             self.values = np.zeros(B)
         self.parallel_work = self.work * n
-        self.parallel = self.parallel_work >= parallel_threshold()
+        self.parallel = use_parallel(self.parallel_work)
 
     def coefficients(self, scales) -> None:
         """Kernel coefficients −η · rate from the concatenated group time scales
@@ -225,10 +236,14 @@ class Objective:
         """(N,) the targets of the current sample, in the network's dtype."""
         return self._plan.Y[0]
 
-    def __call__(self, theta, out, scales, step: int = 0) -> float:
+    def _draw(self, step: int) -> None:
+        """With fresh samples per step: the sample of ``step``."""
         if self.stream is not None and step != self._step:
             self._plan.set_data([self.stream.draw(step)])
             self._step = step
+
+    def __call__(self, theta, out, scales, step: int = 0) -> float:
+        self._draw(step)
         self._plan.coefficients(scales)
         return float(self._plan.run(theta, out, K.VELOCITY)[0])
 
@@ -241,12 +256,9 @@ class Objective:
         if not objs or not all(type(o) is Objective for o in objs):
             return None
         o0 = objs[0]
-        n0 = o0.network
         for o in objs:
-            net = o.network
             if o.stream is not None or o._loss != o0._loss or o.data.n != o0.data.n \
-                    or (net.L, net.dims, net.output, net.dtype, net.has_out_bias) != \
-                    (n0.L, n0.dims, n0.output, n0.dtype, n0.has_out_bias):
+                    or signature(o.network) != signature(o0.network):
                 return None
         return BatchedObjective(objs)
 
@@ -264,9 +276,7 @@ class Objective:
     def loss(self, theta=None, step: int = 0) -> float:
         """The empirical loss at ``theta`` (default: the network's parameters)."""
         theta = self.network.theta if theta is None else theta
-        if self.stream is not None and step != self._step:
-            self._plan.set_data([self.stream.draw(step)])
-            self._step = step
+        self._draw(step)
         return float(self._plan.run(theta, theta, K.LOSS)[0])
 
     def dissipation(self, velocity, scales=None) -> float:

@@ -401,33 +401,43 @@ class H5Recorder(Recorder):
     def resume(cls, path, network, record, test_loss=None):
         """Reopen a run at its checkpoint: rows recorded after it are dropped.
 
+        A file whose writer did not close it (killed, or stopped by a failed write, after
+        which HDF5's allocation records on disk cannot be trusted for more writes) is
+        rewritten instead: a new file with its data, architecture, the rows before its
+        checkpoint and the checkpoint, renamed over the old one.
+
         Returns (recorder, the checkpoint's solver state).
         """
         import h5py
 
         lock = WriterLock(path).acquire()
         try:
-            if status_flags(path):   # its writer died (we hold the lock): rewrite, see _recover
-                return cls._recover(path, network, record, test_loss, lock)
+            rewrite = status_flags(path) != 0   # its writer died (and we hold the lock)
+            with Run(path) as r:
+                if r.version != FORMAT_VERSION:
+                    raise RunFileError(f"written in format version {r.version}; this meanfield "
+                                       f"resumes version {FORMAT_VERSION} files only")
+                ck = r.checkpoint()
+                if not ck:
+                    raise RunFileError("the run has no checkpoint to resume from")
+                state = checkpoint_state(ck, r.seeds["noise"], network.dtype)
+                slot = r.checkpoint_slot
+                # keep only what was recorded before the checkpoint's step (recorded again)
+                ns = int(np.searchsorted(np.asarray(r.series["step"]), state.step, side="left"))
+                nn = int(np.searchsorted(np.asarray(r.snapshots["step"]), state.step, side="left"))
+                if rewrite:
+                    content = cls._content(r, ns, nn)
+            if rewrite:
+                rec = cls.create(path, network=network, record=record, test_loss=test_loss,
+                                 initial_state=state, overwrite=True, lock=lock, **content["file"])
+                rec._restore(content, float(ck["wall_time"]))
+                return rec, state
             f = h5py.File(path, "r+", libver="latest")
         except BaseException:
             lock.release()
             raise
         try:
-            if int(f.attrs.get("format_version", 0)) != FORMAT_VERSION:
-                raise RunFileError(f"written in format version {int(f.attrs.get('format_version', 0))}; "
-                                   f"this meanfield resumes version {FORMAT_VERSION} files only")
-            counters = f["progress/counters"]
-            ns, nn, slot = (int(x) for x in counters[...])
-            if slot not in (0, 1):
-                raise RunFileError("the run has no checkpoint to resume from")
-            ck = read_checkpoint(f[f"checkpoint/{slot}"], FORMAT_VERSION)
-            state = checkpoint_state(ck, f.attrs["seed_noise"], network.dtype)
-            # keep only what was recorded before the checkpoint's step (it is recorded again)
-            step = state.step
-            ns = int(np.searchsorted(f["series/step"][:ns], step, side="left"))
-            nn = int(np.searchsorted(f["snapshots/step"][:nn], step, side="left"))
-            counters[...] = np.array([ns, nn, slot], dtype=np.int64)
+            f["progress/counters"][...] = np.array([ns, nn, slot], dtype=np.int64)
             f["progress/status"][()] = _fixed("running", 16)
             f["progress/message"][()] = _fixed("", MESSAGE_BYTES)
             f.swmr_mode = True
@@ -436,8 +446,37 @@ class H5Recorder(Recorder):
             f.close()
             lock.release()
             raise
-        rec = cls(f, network, record, test_loss, wall_offset=ck["wall_time"], lock=lock, path=path)
+        rec = cls(f, network, record, test_loss, wall_offset=float(ck["wall_time"]), lock=lock,
+                  path=path)
         return rec, state
+
+    @staticmethod
+    def _content(r, ns, nn) -> dict:
+        """What a rewritten file keeps of ``r``: its first ``ns`` series rows and ``nn``
+        snapshots, its data, configuration and seeds."""
+        from .objective import Dataset
+
+        test = None
+        if r.data["x_test"].shape[0]:
+            test = Dataset(np.asarray(r.data["x_test"]), np.asarray(r.data["y_test"]))
+        return {
+            "series": {k: np.asarray(v)[:ns] for k, v in r.series.items()},
+            "snapshots": [(int(r.snapshots["step"][i]), float(r.snapshots["t"][i]), r.theta(i))
+                          for i in range(nn)],
+            "file": {"config_text": r.config_text, "seeds": r.seeds, "test": test,
+                     "train": Dataset(np.asarray(r.data["x"]), np.asarray(r.data["y"]))},
+        }
+
+    def _restore(self, content: dict, wall_offset: float) -> None:
+        """Write the rows of :meth:`_content` into this (new) file."""
+        self.wall_offset = wall_offset
+        series = content["series"]
+        n = len(next(iter(series.values()))) if series else 0
+        self._rows = [{k: v[i] for k, v in series.items()} for i in range(n)]
+        for step, t, theta in content["snapshots"]:
+            self._snapshot(step, t, theta)
+            self.last_snapshot_step = step
+        self._commit(True)
 
     # -- writing, with failures surfaced -----------------------------------------------
     # HDF5 caches raw data and reports a failed write (a full disk) when the cache is
@@ -505,45 +544,6 @@ class H5Recorder(Recorder):
 
     def record_last(self, state) -> None:
         self._guarded(lambda: super(H5Recorder, self).record_last(state), state.step)
-
-    @classmethod
-    def _recover(cls, path, network, record, test_loss, lock):
-        """Resume a file whose writer did not close it (killed, or stopped by a failed
-        write, after which HDF5's allocation records on disk cannot be trusted for more
-        writes): write a new file with its data, architecture, the rows recorded before
-        its checkpoint and the checkpoint, and rename it over the old one."""
-        from .objective import Dataset
-
-        with Run(path) as r:
-            if r.version != FORMAT_VERSION:
-                raise RunFileError(f"written in format version {r.version}; this meanfield "
-                                   f"resumes version {FORMAT_VERSION} files only")
-            ck = r.checkpoint()
-            if not ck:
-                raise RunFileError("the run has no checkpoint to resume from")
-            state = checkpoint_state(ck, r.seeds["noise"], network.dtype)
-            steps = np.asarray(r.series["step"])
-            ns = int(np.searchsorted(steps, state.step, side="left"))
-            series = {k: np.asarray(v)[:ns] for k, v in r.series.items()}
-            snap_steps = np.asarray(r.snapshots["step"])
-            nn = int(np.searchsorted(snap_steps, state.step, side="left"))
-            snaps = [(int(snap_steps[i]), float(r.snapshots["t"][i]), r.theta(i)) for i in range(nn)]
-            train = Dataset(np.asarray(r.data["x"]), np.asarray(r.data["y"]))
-            test = None
-            if r.data["x_test"].shape[0]:
-                test = Dataset(np.asarray(r.data["x_test"]), np.asarray(r.data["y_test"]))
-            config_text, seeds = r.config_text, r.seeds
-        rec = cls.create(path, network=network, record=record, config_text=config_text,
-                         seeds=seeds, train=train, test=test, test_loss=test_loss,
-                         initial_state=state, overwrite=True, lock=lock)
-        rec.wall_offset = float(ck["wall_time"])
-        rec._rows = [{k: series[k][i] for k in series} for i in range(ns)]
-        for step, t, theta in snaps:
-            rec._snapshot(step, t, theta)
-        if snaps:
-            rec.last_snapshot_step = snaps[-1][0]
-        rec._commit(True)
-        return rec, state
 
     def _append(self, ds, n, value):
         if ds.shape[0] < n + 1:
