@@ -29,6 +29,8 @@ _EXPORTS = {
     "Experiment": "experiment", "RunResult": "experiment", "drive": "experiment",
     "resume": "experiment", "run": "experiment",
     "Param": "registry", "Registry": "registry",
+    "sweep": "discretization", "resume_sweep": "discretization", "open_gap": "discretization",
+    "GapResult": "discretization",
 }
 _MODULES = ("closed_forms", "data", "init", "targets", "config", "experiment", "distances",
             "discretization", "network", "objective", "store", "activations", "registry",

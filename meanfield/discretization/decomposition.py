@@ -75,8 +75,12 @@ def lipschitz_bound(network: Network) -> float:
         np.sum(np.abs(b.v[:, 0]) * np.linalg.norm(b.u, axis=1)))
 
 
-def decomposition(member: Network, reference: Network, X, y, *, kappa=None) -> Decomposition:
-    """The decomposition of ``member``'s error on the sample ``X (N, d)``, ``y (N,)``."""
+def decomposition(member: Network, reference: Network, X, y, *, kappa=None,
+                  h_reference=None) -> Decomposition:
+    """The decomposition of ``member``'s error on the sample ``X (N, d)``, ``y (N,)``.
+
+    ``h_reference (N, k)``: the reference's first-block feature on X when already
+    computed (it is computed otherwise)."""
     _two_blocks(member)
     _two_blocks(reference)
     X = np.asarray(X, dtype=float)
@@ -84,7 +88,9 @@ def decomposition(member: Network, reference: Network, X, y, *, kappa=None) -> D
     if member.dims != reference.dims:
         raise ValueError("member and reference must have the same dimensions")
     h_m = member.features(X)[0]
-    h_ref = reference.features(X)[0]
+    h_ref = reference.features(X)[0] if h_reference is None else np.asarray(h_reference, dtype=float)
+    if h_ref.shape != h_m.shape:
+        raise ValueError(f"h_reference must be (N, k) = {h_m.shape}, got {h_ref.shape}")
     r = np.linalg.norm(X, axis=1)
     if kappa is None:   # least squares of each coordinate of h_{μ₁} on ‖x‖
         kappa = (h_ref * r[:, None]).sum(axis=0) / float(r @ r)

@@ -33,11 +33,16 @@ class RateFit:
     x: str
 
 
-def effective_widths(widths, M=None) -> np.ndarray:
-    """m, or (1/m − 1/M)⁻¹ against an M-particle reference (every m < M)."""
+def effective_widths(widths, M=None, coupling: str = "subsample") -> np.ndarray:
+    """m; or against an M-particle reference, (1/m − 1/M)⁻¹ for subsample members (every
+    m < M) and (1/m + 1/M)⁻¹ for independent ones (the two variances add)."""
     m = np.asarray(widths, dtype=float)
     if M is None:
         return m
+    if coupling == "independent":
+        return 1.0 / (1.0 / m + 1.0 / float(M))
+    if coupling != "subsample":
+        raise ValueError(f"coupling: expected 'subsample' or 'independent', got {coupling!r}")
     if np.any(m >= M):
         raise ValueError(f"effective widths need every width below the reference's {M}")
     return 1.0 / (1.0 / m - 1.0 / float(M))
@@ -58,8 +63,15 @@ def _check(widths, gaps):
     return gaps
 
 
-def fit_rate(widths, gaps, *, M=None, reduce: str = "rms", n_boot: int = 1000,
-             level: float = 0.9, seed: int = 0) -> RateFit:
+def _xlabel(M, coupling) -> str:
+    if M is None:
+        return "m"
+    return "effective width (1/m - 1/M)^-1" if coupling == "subsample" else \
+        "effective width (1/m + 1/M)^-1"
+
+
+def fit_rate(widths, gaps, *, M=None, coupling: str = "subsample", reduce: str = "rms",
+             n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> RateFit:
     """Fit the rate of ``gaps (W, S)`` (per width, per seed) over ``widths (W,)``.
 
     Each width's gaps are reduced over seeds (``"rms"``: root mean square, the RMS gap of
@@ -70,7 +82,7 @@ def fit_rate(widths, gaps, *, M=None, reduce: str = "rms", n_boot: int = 1000,
            "mean": lambda g: np.mean(g, axis=-1)}.get(reduce)
     if red is None:
         raise ValueError(f"reduce: expected 'rms' or 'mean', got {reduce!r}")
-    x = effective_widths(widths, M)
+    x = effective_widths(widths, M, coupling)
     beta, C = _slope(x, red(gaps))
     rng = np.random.default_rng(seed)
     S = gaps.shape[1]
@@ -80,11 +92,11 @@ def fit_rate(widths, gaps, *, M=None, reduce: str = "rms", n_boot: int = 1000,
         boot[k] = _slope(x, red(gaps[:, cols]))[0]
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
     return RateFit(beta, C, float(lo), float(hi), level, n_boot,
-                   "m" if M is None else "effective width (1/m - 1/M)^-1")
+                   _xlabel(M, coupling))
 
 
-def fit_bias_rate(widths, f_members, f_reference, *, M=None, n_boot: int = 1000,
-                  level: float = 0.9, seed: int = 0) -> RateFit:
+def fit_bias_rate(widths, f_members, f_reference, *, M=None, coupling: str = "subsample",
+                  n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> RateFit:
     """The rate of ‖f̄_m − f_M‖ (L² over the sample), f̄_m the mean over seeds of the
     members' outputs ``f_members (W, S, N)``; the bootstrap resamples seeds."""
     f = np.asarray(f_members, dtype=float)
@@ -95,14 +107,14 @@ def fit_bias_rate(widths, f_members, f_reference, *, M=None, n_boot: int = 1000,
     def gap(fs):
         return np.sqrt(np.mean((fs.mean(axis=1) - ref) ** 2, axis=-1))
 
-    x = effective_widths(widths, M)
+    x = effective_widths(widths, M, coupling)
     beta, C = _slope(x, gap(f))
     rng = np.random.default_rng(seed)
     S = f.shape[1]
     boot = np.array([_slope(x, gap(f[:, rng.integers(0, S, S)]))[0] for _ in range(n_boot)])
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
     return RateFit(beta, C, float(lo), float(hi), level, n_boot,
-                   "m" if M is None else "effective width (1/m - 1/M)^-1")
+                   _xlabel(M, coupling))
 
 
 @dataclass(frozen=True)

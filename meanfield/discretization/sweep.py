@@ -1,0 +1,613 @@
+"""Width sweeps: members of several widths and seeds against one wide reference, trained
+through the same schedule and compared at common flow times (docs/math.md §3).
+
+A sweep is 1 + W tasks: the reference (M particles per block), then one task per width
+that trains that width's S seeds together (one batched kernel call per step, see
+:class:`solvers.Ensemble`) and measures, at every gap time, every seed's gaps to the
+reference's state at that time.  Tasks are pure functions of (configuration, options,
+reference trace), so they give the same bits wherever they run: in this process (the
+default), on a Dask ``LocalCluster`` (``workers=N``) or on a running Dask cluster
+(``scheduler="tcp://host:port"``).  The caller alone writes the gap file
+(:mod:`.gapfile`), once at the start and after every finished task.
+
+Gap times: the initial state, every ``every`` steps, and the final state.  A sweep needs
+a fixed-step method (members and reference take the same steps) and a stop by steps or
+flow time (not by loss).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..distances import mmd2, sliced_wasserstein2, wasserstein2
+from .coupling import COUPLINGS, member
+from .decomposition import decomposition
+from .measures import block_clouds
+
+DECOMPOSITION_TERMS = ("lip", "first_block", "feature_error", "perfect_first", "bound", "mse",
+                       "holds")
+DIST_SEED = 0x6D66_6761   # keys of the distance subsamples and projections
+MAX_PROCESSES_ENV = "MEANFIELD_SWEEP_THREADS"
+
+
+class SweepError(ValueError):
+    """Bad sweep options or configuration (one line; the command line exits with 2)."""
+
+
+# ----------------------------------------------------------------------------------
+# options
+# ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepOptions:
+    """The options of a sweep (stored in the gap file).
+
+    widths : (W, L) the members' widths per block (increasing in the first block)
+    seeds : S, the number of members per width (seeds 0 … S−1)
+    reference_width : (L,) the reference's widths M_l
+    coupling : "subsample" or "independent" (see :mod:`.coupling`)
+    every : steps between gap times
+    distance_size : n_d, the size of the clouds that W₂, sliced W₂ and MMD² compare: a
+        member larger than n_d and the reference are subsampled (seeded, the same
+        particles at every time) to n_d particles
+    n_projections : directions of the sliced W₂;  bandwidth : of the MMD kernel (None:
+        median heuristic)
+    n_boot, level : bootstrap resamples and level of the rate intervals
+    """
+
+    widths: tuple
+    seeds: int
+    reference_width: tuple
+    coupling: str = "subsample"
+    every: int = 100
+    distance_size: int = 256
+    n_projections: int = 64
+    bandwidth: float | None = None
+    n_boot: int = 1000
+    level: float = 0.9
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = [list(w) for w in self.widths]
+        d["reference_width"] = list(self.reference_width)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepOptions":
+        d = dict(d)
+        d["widths"] = tuple(tuple(int(x) for x in w) for w in d["widths"])
+        d["reference_width"] = tuple(int(x) for x in d["reference_width"])
+        return cls(**d)
+
+    @property
+    def W(self) -> int:
+        return len(self.widths)
+
+    @property
+    def m(self) -> np.ndarray:
+        """(W,) the first block's widths: the sweep variable."""
+        return np.array([w[0] for w in self.widths])
+
+
+def _int(name, v, lo=1):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise SweepError(f"{name}: expected an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _scaled(base, m) -> tuple:
+    """Widths per block for sweep width m: the configured widths scaled together."""
+    top = max(base)
+    return tuple(max(1, int(round(m * b / top))) for b in base)
+
+
+def _check_config(cfg: dict) -> None:
+    from solvers.rk import get_method
+
+    sv = cfg["solver"]
+    if get_method(sv["method"]).adaptive:
+        raise SweepError(f"solver.method: a sweep compares networks at common flow times and needs "
+                         f"a fixed-step method, got the adaptive {sv['method']!r}")
+    if sv.get("loss_tol") is not None:
+        raise SweepError("solver.loss_tol: members would stop at different times; a sweep stops "
+                         "by solver.steps or solver.t_end")
+    if sv.get("steps") is None and sv.get("t_end") is None:
+        raise SweepError("solver: a sweep needs solver.steps or solver.t_end")
+    if int(cfg["data"]["n_test"]) < 2:
+        raise SweepError("data.n_test: the gaps are measured on the test sample; give at least 2 points")
+
+
+def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
+                 coupling: str = "subsample", every=None, distance_size: int = 256,
+                 n_projections: int = 64, bandwidth=None, n_boot: int = 1000,
+                 level: float = 0.9) -> SweepOptions:
+    """Check the options against the configuration ``cfg`` (resolved) and resolve them.
+
+    ``widths``: a list of widths m (every block scaled with the configuration's widths:
+    [1024, 512] swept at m gives [m, m/2]) or a list of per-block lists.
+    ``reference_width``: M (scaled the same way) or a per-block list; default: the
+    configured widths.  ``every``: steps between gap times (default: the configuration's
+    ``record.snapshot_every``).
+    """
+    _check_config(cfg)
+    base = list(cfg["model"]["widths"])
+    L = len(base)
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) < 2:
+        raise SweepError(f"widths: expected at least two widths, got {widths!r}")
+    ws = []
+    for w in widths:
+        if np.isscalar(w):
+            ws.append(_scaled(base, _int("widths", w)))
+        else:
+            w = tuple(_int("widths", x) for x in w)
+            if len(w) != L:
+                raise SweepError(f"widths: {list(w)} has {len(w)} entries; the network has {L} blocks")
+            ws.append(w)
+    if len(set(ws)) != len(ws):
+        raise SweepError("widths: each width must appear once")
+    ws.sort(key=lambda w: w[0])
+    if reference_width is None:
+        ref = tuple(base)
+    elif np.isscalar(reference_width):
+        ref = _scaled(base, _int("reference width", reference_width))
+    else:
+        ref = tuple(_int("reference width", x) for x in reference_width)
+        if len(ref) != L:
+            raise SweepError(f"reference width: expected {L} entries, got {len(ref)}")
+    if coupling not in COUPLINGS:
+        raise SweepError(f"coupling: expected one of {', '.join(COUPLINGS)}, got {coupling!r}")
+    for w in ws:
+        for l, (a, b) in enumerate(zip(w, ref)):
+            if coupling == "subsample" and not a < b:
+                raise SweepError(f"widths: {a} in block {l + 1} is not below the reference's {b} "
+                                 "(a subsample member is narrower than the reference)")
+    seeds = _int("seeds", seeds, 2)
+    every = _int("every", cfg["record"]["snapshot_every"] if every is None else every)
+    distance_size = _int("distance size", distance_size, 2)
+    if 2 * distance_size > min(ref):
+        raise SweepError(f"distance size: {distance_size} is more than half the reference width "
+                         f"{min(ref)} (the noise floor needs two disjoint samples of it)")
+    n_projections = _int("projections", n_projections)
+    if bandwidth is not None and not (isinstance(bandwidth, (int, float)) and bandwidth > 0
+                                      and math.isfinite(bandwidth)):
+        raise SweepError(f"bandwidth: expected a positive number, got {bandwidth!r}")
+    n_boot = _int("bootstrap resamples", n_boot, 10)
+    if not (isinstance(level, float) and 0 < level < 1):
+        raise SweepError(f"level: expected a number in (0, 1), got {level!r}")
+    return SweepOptions(tuple(ws), seeds, ref, coupling, every, distance_size, n_projections,
+                        None if bandwidth is None else float(bandwidth), n_boot, float(level))
+
+
+def reference_config(cfg: dict, opts: SweepOptions) -> dict:
+    """The configuration of the reference run: ``cfg`` at the reference widths."""
+    c = copy.deepcopy(cfg)
+    c["model"]["widths"] = list(opts.reference_width)
+    return c
+
+
+def _experiment(cfg, opts):
+    from .. import config as C
+
+    return C.build(reference_config(cfg, opts))
+
+
+def _fresh_seed(init: int, s: int) -> int:
+    """The init seed of independent member s (streams unrelated to the reference's)."""
+    return int(np.random.SeedSequence([int(init), 0x696E_6470, int(s)]).generate_state(1)[0])
+
+
+def trained_cloud(network, l: int) -> np.ndarray:
+    """Block l's particles restricted to its trained coordinates (m, p)."""
+    b = network.blocks[l]
+    cols = {"u": range(0, b.k_in), "c": range(b.k_in, b.k_in + 1),
+            "v": range(b.k_in + 1, b.k_in + 1 + b.k_out)}
+    keep = [i for p in ("u", "c", "v") if p in b.train for i in cols[p]]
+    return block_clouds(network, l)[:, keep]
+
+
+def distance_indices(M: int, n: int, l: int) -> np.ndarray:
+    """(2n,) a seeded permutation prefix of block l's reference particles: the first n
+    are the reference's cloud in every distance, the next n its noise-floor partner."""
+    return np.random.default_rng([DIST_SEED, 0, l + 1]).permutation(M)[:2 * n]
+
+
+def _distances(a, b, opts, key) -> tuple:
+    if a.shape[1] == 0:
+        return math.nan, math.nan, math.nan
+    return (wasserstein2(a, b),
+            sliced_wasserstein2(a, b, n_projections=opts.n_projections, seed=key),
+            mmd2(a, b, bandwidth=opts.bandwidth))
+
+
+# ----------------------------------------------------------------------------------
+# the tasks
+# ----------------------------------------------------------------------------------
+def _gap_loop(exp, field, y0, every, hook):
+    from ..experiment import drive
+
+    return drive(field, y0, hooks=(hook,), every=every, **exp.solver_kwargs())
+
+
+def run_reference(cfg: dict, opts: SweepOptions) -> dict:
+    """The reference task: train the M-particle network and keep, at every gap time,
+    its particles, outputs and features on the test sample, losses, the [RZG]
+    decomposition (two blocks) and the noise floors of the distances for every width.
+    Returns a dict of arrays (the *trace* that every width task receives)."""
+    from ..objective import Objective
+
+    exp = _experiment(cfg, opts)
+    net0 = exp.network
+    X, y = exp.test.X, exp.test.y
+    obj = Objective(net0, exp.train, loss=exp.loss)
+    tobj = Objective(net0, exp.test, loss=exp.loss)
+    rows = {"step": [], "t": [], "theta": [], "outputs": [], "loss_train": [], "loss_test": [],
+            "features": [[] for _ in range(net0.L)], "decomposition": []}
+
+    def hook(st):
+        net = net0.with_theta(st.y)
+        feats = net.features(X)
+        rows["step"].append(st.step)
+        rows["t"].append(st.t)
+        rows["theta"].append(st.y.copy())
+        rows["outputs"].append(net(X))
+        rows["loss_train"].append(obj.loss(st.y, st.step))
+        rows["loss_test"].append(tobj.loss(st.y))
+        for l, h in enumerate(feats):
+            rows["features"][l].append(h)
+        if net.L == 2:
+            d = decomposition(net, net, X, y, h_reference=feats[0])
+            rows["decomposition"].append([getattr(d, k) for k in DECOMPOSITION_TERMS])
+
+    final, status, message = _gap_loop(exp, obj, net0.theta, opts.every, hook)
+    out = {k: np.asarray(v) for k, v in rows.items() if k not in ("features", "decomposition")}
+    out["step"] = out["step"].astype(np.int64)
+    out["features"] = [np.asarray(f) for f in rows["features"]]
+    out["decomposition"] = (np.asarray(rows["decomposition"], dtype=float)
+                            if rows["decomposition"] else None)
+    out["status"], out["message"] = status, message
+    # noise floors: the distance between two disjoint samples of the reference's cloud,
+    # of the sizes the members' distances compare
+    T, L, n = len(out["t"]), net0.L, opts.distance_size
+    idx = [distance_indices(M, n, l) for l, M in enumerate(opts.reference_width)]
+    floor = np.full((2, opts.W, T, L), np.nan)
+    for j in range(T):
+        net = net0.with_theta(out["theta"][j])
+        for l in range(L):
+            cloud = trained_cloud(net, l)
+            for w, widths in enumerate(opts.widths):
+                k = min(widths[l], n)
+                a, b = cloud[idx[l][:n]], cloud[idx[l][n:n + k]]
+                if a.shape[1]:
+                    floor[0, w, j, l] = wasserstein2(b, a)
+                    floor[1, w, j, l] = sliced_wasserstein2(
+                        b, a, n_projections=opts.n_projections, seed=DIST_SEED + l)
+    out["w2_floor"], out["sliced_w2_floor"] = floor[0], floor[1]
+    return out
+
+
+MEMBER_KEYS = ("function", "loss_train", "loss_test", "feature", "coupling", "w2", "sliced_w2",
+               "mmd2", "outputs", "decomposition")
+
+
+def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
+    """The task of width index ``w``: train its S members together and measure their
+    gaps to the reference ``trace`` (from :func:`run_reference`) at every gap time.
+
+    Returns arrays with leading axes (S, T): function, loss_train and loss_test (the
+    member's losses; the gaps subtract the reference's), feature, coupling, w2,
+    sliced_w2 and mmd2 (…, L), outputs (…, N_test), decomposition (…, 7) or None;
+    theta (S, P_w) the final particles, sigma (per block (S, m_l), subsample coupling),
+    status and message.
+    """
+    import solvers
+
+    from .. import config as C
+    from ..objective import Objective
+
+    exp = _experiment(cfg, opts)
+    ref0 = exp.network
+    widths = opts.widths[w]
+    S, L, T, n = opts.seeds, ref0.L, len(trace["t"]), opts.distance_size
+    fresh = None
+    if opts.coupling == "independent":
+        def fresh(ws, s):
+            c = copy.deepcopy(cfg)
+            c["seed"]["init"] = _fresh_seed(cfg["seed"]["init"], s)
+            return C.make_network(c, widths=ws)
+    members = [member(ref0, widths, coupling=opts.coupling, seed=s, fresh=fresh) for s in range(S)]
+    nets = [mb.network for mb in members]
+    objs = [Objective(net, exp.train, loss=exp.loss, member=k) for k, net in enumerate(nets)]
+    tobjs = [Objective(net, exp.test, loss=exp.loss) for net in nets]
+    field = solvers.Ensemble(objs)
+    X, y = exp.test.X, exp.test.y
+    N = X.shape[0]
+    res = {"function": np.full((S, T), np.nan), "loss_train": np.full((S, T), np.nan),
+           "loss_test": np.full((S, T), np.nan), "outputs": np.full((S, T, N), np.nan),
+           "decomposition": np.full((S, T, len(DECOMPOSITION_TERMS)), np.nan) if L == 2 else None}
+    for k in ("feature", "coupling", "w2", "sliced_w2", "mmd2"):
+        res[k] = np.full((S, T, L), np.nan)
+    ref_idx = [distance_indices(M, n, l)[:n] for l, M in enumerate(opts.reference_width)]
+    own_idx = [[None if widths[l] <= n else
+                np.sort(np.random.default_rng([DIST_SEED, 1, w, s, l + 1]).permutation(widths[l])[:n])
+                for l in range(L)] for s in range(S)]
+    steps = list(trace["step"])
+
+    def hook(st):
+        if st.step not in steps:
+            raise RuntimeError(f"width {widths}: state at step {st.step} is not a gap time of the "
+                               "reference (the runs took different steps)")
+        j = steps.index(st.step)
+        ref = ref0.with_theta(trace["theta"][j])
+        ref_clouds = [trained_cloud(ref, l)[ref_idx[l]] for l in range(L)]
+        for s, ys in enumerate(field.unpack(st.y)):
+            net = nets[s].with_theta(ys)
+            f = net(X)
+            res["outputs"][s, j] = f
+            res["function"][s, j] = math.sqrt(float(np.mean((f - trace["outputs"][j]) ** 2)))
+            res["loss_train"][s, j] = objs[s].loss(ys, st.step)
+            res["loss_test"][s, j] = tobjs[s].loss(ys)
+            feats = net.features(X)
+            for l in range(L):
+                dh = feats[l] - trace["features"][l][j]
+                res["feature"][s, j, l] = math.sqrt(float(np.mean(np.sum(dh * dh, axis=1))))
+                if members[s].sigma is not None:
+                    dc = block_clouds(net, l) - block_clouds(ref, l)[members[s].sigma[l]]
+                    res["coupling"][s, j, l] = math.sqrt(float(np.mean(np.sum(dc * dc, axis=1))))
+                cloud = trained_cloud(net, l)
+                if own_idx[s][l] is not None:
+                    cloud = cloud[own_idx[s][l]]
+                res["w2"][s, j, l], res["sliced_w2"][s, j, l], res["mmd2"][s, j, l] = \
+                    _distances(cloud, ref_clouds[l], opts, DIST_SEED + l)
+            if L == 2:
+                d = decomposition(net, ref, X, y, h_reference=trace["features"][0][j])
+                res["decomposition"][s, j] = [getattr(d, k) for k in DECOMPOSITION_TERMS]
+
+    final, status, message = _gap_loop(exp, field, field.pack([nt.theta for nt in nets]),
+                                       opts.every, hook)
+    res["theta"] = np.stack([np.array(v) for v in field.unpack(final.y)]) if final is not None \
+        else np.stack([nt.theta for nt in nets])
+    res["sigma"] = ([np.stack([mb.sigma[l] for mb in members]) for l in range(L)]
+                    if opts.coupling == "subsample" else None)
+    res["status"], res["message"] = status, message
+    return res
+
+
+# ----------------------------------------------------------------------------------
+# executors
+# ----------------------------------------------------------------------------------
+def warm_up(cfg: dict) -> None:
+    """Compile (or load from Numba's cache) the kernels a sweep of ``cfg`` uses, in this
+    process, before any worker starts: workers then load the cache instead of writing
+    it concurrently."""
+    from ..objective import Objective
+    from .. import config as C
+
+    c = copy.deepcopy(cfg)
+    net = C.make_network(c, widths=[2] * len(c["model"]["widths"]))
+    X = np.zeros((3, net.d), dtype=net.dtype)
+    from ..objective import Dataset
+
+    obj = Objective(net, Dataset(X, np.zeros(3)), loss=c["solver"]["loss"])
+    obj.velocity()
+    obj.loss()
+    net.features(X)
+    net(X)
+
+
+class InProcess:
+    """Runs the tasks one after the other in this process (no Dask)."""
+
+    description = "in-process"
+
+    def run(self, reference_fn, width_fns, trace, on_reference, on_width):
+        if trace is None:
+            trace = reference_fn()
+            on_reference(trace)
+        for w, fn in width_fns:
+            on_width(w, fn(trace))
+
+    def close(self):
+        pass
+
+
+class DaskExecutor:
+    """Runs the tasks on Dask: a running cluster (``scheduler`` address) or a
+    LocalCluster of ``workers`` processes with cores // workers Numba threads each."""
+
+    def __init__(self, scheduler=None, workers=None):
+        try:
+            import dask
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise SweepError("--scheduler and --workers need Dask: pip install 'meanfield[dask]'") from None
+        self.cluster = None
+        if scheduler is not None:
+            try:
+                self.client = Client(scheduler, timeout="10s")
+            except (OSError, TimeoutError, ValueError) as e:
+                raise SweepError(f"scheduler {scheduler}: cannot connect ({str(e).splitlines()[0]})") from None
+            self.description = f"Dask cluster at {scheduler}"
+        else:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            threads = max(1, cores // workers)
+            env = {"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": "1",
+                   "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            # the nanny lets this process's environment override the setting, and
+            # copies the setting into this process's environment: hide, then restore
+            saved = {k: os.environ.pop(k, None) for k in env}
+            try:
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+                    self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                                processes=True, dashboard_address=None)
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            self.client = Client(self.cluster)
+            self.description = (f"Dask LocalCluster, {workers} workers x {threads} Numba "
+                                f"thread{'s' if threads > 1 else ''}")
+
+    def run(self, reference_fn, width_fns, trace, on_reference, on_width):
+        from dask.distributed import as_completed
+
+        c = self.client
+        if trace is None:
+            trace = c.submit(reference_fn, pure=False).result()
+            on_reference(trace)
+        tf = c.scatter(trace, broadcast=True)
+        futs = {c.submit(fn, tf, pure=False): w for w, fn in width_fns}
+        for fut in as_completed(futs):
+            on_width(futs[fut], fut.result())
+
+    def close(self):
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def executor(scheduler=None, workers=None):
+    if scheduler is not None and workers is not None:
+        raise SweepError("give --scheduler or --workers, not both")
+    if workers is not None:
+        _int("workers", workers)
+    if scheduler is None and workers is None:
+        return InProcess()
+    return DaskExecutor(scheduler, workers)
+
+
+# ----------------------------------------------------------------------------------
+# the sweep
+# ----------------------------------------------------------------------------------
+def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str = "subsample",
+          every=None, distance_size: int = 256, n_projections: int = 64, bandwidth=None,
+          n_boot: int = 1000, level: float = 0.9, path=None, overwrite: bool = False,
+          scheduler=None, workers=None, progress: bool = False, overrides=()):
+    """Run a width sweep of an experiment configuration (a dict, a TOML path or text)
+    and return its :class:`~meanfield.discretization.gapfile.GapResult`.
+
+    See :func:`make_options` for the options.  With ``path`` the result is written to a
+    gap file (docs/format.md) at the start and after every finished task, so a killed
+    sweep resumes (:func:`resume_sweep`).  ``workers=N`` runs the tasks on a Dask
+    LocalCluster of N processes, ``scheduler="tcp://host:port"`` on a running Dask
+    cluster; the default runs them in this process.  The results are the same bits in
+    all three cases.
+    """
+    from .. import config as C
+    from ..experiment import load_config
+    from .gapfile import GapResult
+
+    try:
+        cfg = load_config(config, overrides)
+    except C.ConfigError as e:
+        raise SweepError(str(e)) from None
+    opts = make_options(cfg, widths=widths, seeds=seeds, reference_width=reference_width,
+                        coupling=coupling, every=every, distance_size=distance_size,
+                        n_projections=n_projections, bandwidth=bandwidth, n_boot=n_boot,
+                        level=level)
+    try:
+        C.check_memory(reference_config(cfg, opts))
+        train, test, _ = C.make_data(cfg)
+    except C.ConfigError as e:
+        raise SweepError(str(e)) from None
+    res = GapResult(cfg, opts, test.X, test.y)
+    return _execute(res, path, overwrite, scheduler, workers, progress, new=True)
+
+
+def resume_sweep(path, *, scheduler=None, workers=None, progress: bool = False):
+    """Finish the sweep of a gap file: the finished tasks are read, the others run."""
+    from .gapfile import open_gap
+
+    res = open_gap(path)
+    if res.complete and res.rates:
+        raise SweepError(f"{path}: the sweep is already complete")
+    return _execute(res, path, True, scheduler, workers, progress, new=False)
+
+
+def _execute(res, path, overwrite, scheduler, workers, progress, new):
+    import functools
+    import sys
+
+    from .._h5lock import WriterLock
+    from . import gapfile
+
+    lock = None
+    if path is not None:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            raise SweepError(f"{path} is a directory")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise SweepError(f"{path}: folder {folder} does not exist")
+        from .._h5lock import LockedError
+
+        try:
+            lock = WriterLock(path).acquire()
+        except LockedError as e:
+            raise SweepError(str(e)) from None
+    try:
+        if path is not None:
+            if new and os.path.exists(path) and not overwrite:
+                raise SweepError(f"{path} exists; use --force to overwrite it or -o to choose "
+                                 "another file")
+            gapfile.write(path, res, "running")
+        ex = executor(scheduler, workers)
+        cfg, opts = res.config, res.options
+        todo = [w for w in range(opts.W) if not res.done[w]]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=opts.W + 1, initial=opts.W + 1 - len(todo) - (res.reference is None),
+                       unit="task", file=sys.stderr, dynamic_ncols=True,
+                       desc=f"sweep ({ex.description})")
+
+        def save(status="running", message=""):
+            if path is not None:
+                gapfile.write(path, res, status, message)
+
+        def on_reference(trace):
+            res.set_reference(trace)
+            save()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"reference {trace['status']}")
+
+        def on_width(w, out):
+            res.set_width(w, out)
+            save()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"width {int(opts.m[w])} {out['status']}")
+
+        try:
+            if not isinstance(ex, InProcess):
+                warm_up(cfg)
+            ex.run(functools.partial(run_reference, cfg, opts),
+                   [(w, functools.partial(run_width, cfg, opts, w)) for w in todo],
+                   res.reference, on_reference, on_width)
+        except KeyboardInterrupt:
+            save("interrupted", "interrupted by the user")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            ex.close()
+        res.compute_rates()
+        bad = [int(opts.m[w]) for w in range(opts.W) if res.status[w] != "complete"]
+        status, message = "complete", ""
+        if res.reference["status"] != "complete" or bad:
+            status = "diverged"
+            message = (f"reference {res.reference['status']}" if res.reference["status"] != "complete"
+                       else f"widths {bad} did not complete")
+        res.file_status, res.file_message = status, message
+        save(status, message)
+        res.path = path
+        return res
+    finally:
+        if lock is not None:
+            lock.release()
