@@ -1,4 +1,4 @@
-"""The ``meanfield`` command line: run, info, plot, presets.
+"""The ``meanfield`` command line: run, gap, info, plot, presets.
 
 Exit codes: 0 success; 1 the run diverged or failed (a write to the run file failed:
 full disk, I/O error; the file keeps its last checkpoint); 2 bad input (configuration,
@@ -18,6 +18,7 @@ from . import _stop
 
 DEFAULT_PRESET = "relu-norm-3layer"
 DEFAULT_OUT = "meanfield-run.h5"
+DEFAULT_GAP_OUT = "meanfield-gap.h5"
 
 
 class UsageError(Exception):
@@ -156,6 +157,67 @@ def _summary(out, res) -> int:
 
 
 # ----------------------------------------------------------------------------------
+# gap: width sweeps (a thin layer over meanfield.discretization)
+# ----------------------------------------------------------------------------------
+def parse_widths(text: str) -> list:
+    """``16,32,64``; ``16,32,...,4096`` (a geometric grid: the ratio of the first two,
+    up to the last); per-block widths with ``:`` (``16:8,32:16``)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+
+    def one(t):
+        try:
+            v = [int(x) for x in t.split(":")]
+        except ValueError:
+            raise UsageError(f"--widths: {t!r} is not a width (expected integers like 16 or 16:8)") from None
+        return v[0] if len(v) == 1 else v
+
+    if "..." in items:
+        i = items.index("...")
+        if i != 2 or len(items) != 4:
+            raise UsageError("--widths: write a geometric grid as A,B,...,Z (e.g. 16,32,...,4096)")
+        a, b, z = one(items[0]), one(items[1]), one(items[3])
+        if not all(isinstance(x, int) for x in (a, b, z)) or not 0 < a < b <= z:
+            raise UsageError("--widths: A,B,...,Z needs integers 0 < A < B <= Z")
+        out, w = [], a
+        while w <= z * (1 + 1e-9):
+            out.append(int(round(w)))
+            w *= b / a
+        if out[-1] != z:
+            raise UsageError(f"--widths: {z} is not on the grid {a}, {b}, … (ratio {b / a:g})")
+        return out
+    return [one(t) for t in items]
+
+
+def cmd_gap(args) -> int:
+    from .discretization import GapFileError, SweepError, resume_sweep, sweep
+
+    common = dict(scheduler=args.scheduler, workers=args.workers, progress=not args.quiet)
+    try:
+        if args.resume:
+            if (args.config or args.preset or args.set or args.output or args.widths
+                    or args.reference_width is not None or args.coupling or args.every is not None):
+                raise UsageError("--resume takes the gap file only (its configuration and options "
+                                 "are stored in it)")
+            path = args.resume
+            res = resume_sweep(path, **common)
+        else:
+            if not args.widths:
+                raise UsageError("--widths is required (e.g. --widths 16,32,...,4096)")
+            cfg = _load_config(args)
+            path = args.output or DEFAULT_GAP_OUT
+            res = sweep(cfg, widths=parse_widths(args.widths), seeds=args.seeds,
+                        reference_width=args.reference_width, coupling=args.coupling or "subsample",
+                        every=args.every, distance_size=args.distance_size,
+                        n_projections=args.projections, bandwidth=args.bandwidth,
+                        n_boot=args.bootstrap, path=path, overwrite=args.force, **common)
+    except (SweepError, GapFileError) as e:
+        raise UsageError(str(e)) from None
+    print(f"{path}: {res.file_status}" + (f" ({res.file_message})" if res.file_message else ""))
+    print(res.summary())
+    return 0 if res.file_status == "complete" else 1
+
+
+# ----------------------------------------------------------------------------------
 # info, plot, presets
 # ----------------------------------------------------------------------------------
 def _open(path):
@@ -167,9 +229,43 @@ def _open(path):
         raise UsageError(str(e)) from None
 
 
+def _gap_file(path) -> bool:
+    """Whether ``path`` is a gap file (its format attribute; False when unreadable)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            v = f.attrs.get("format", "")
+    except Exception:
+        return False
+    return (v.decode() if isinstance(v, bytes) else str(v)) == "meanfield-gap"
+
+
+def _open_gap(path):
+    from .discretization import GapFileError, open_gap
+
+    try:
+        return open_gap(path)
+    except GapFileError as e:
+        raise UsageError(str(e)) from None
+
+
 def cmd_info(args) -> int:
     import numpy as np
 
+    if _gap_file(args.run):
+        res = _open_gap(args.run)
+        print(f"{args.run}: meanfield gap file, format version {res.attrs['format_version']}, "
+              f"written by meanfield {res.attrs['package_version']} on {res.created}")
+        print(f"status: {res.file_status}" + (f" ({res.file_message})" if res.file_message else ""))
+        c = res.config
+        print(f"model: d={c['model']['d']}, widths swept {list(map(int, res.widths))}, "
+              f"activations={c['model']['activations']}; data: {c['data']['distribution']}, "
+              f"n_train={c['data']['n_train']}, n_test={c['data']['n_test']}")
+        print(res.summary())
+        if args.config:
+            print("\n" + res.attrs["config"])
+        return 0
     with _open(args.run) as r:
         print(f"{r.path}: meanfield run, format version {r.version}, "
               f"written by meanfield {r.attrs['package_version']} on {r.attrs['created']}")
@@ -205,6 +301,17 @@ def cmd_info(args) -> int:
 def cmd_plot(args) -> int:
     from . import plots
 
+    if _gap_file(args.run):
+        res = _open_gap(args.run)
+        outdir = args.output or os.path.splitext(args.run)[0] + "-plots"
+        if os.path.exists(outdir) and not os.path.isdir(outdir):
+            raise UsageError(f"-o {outdir}: exists and is not a folder")
+        if res.reference is None or not res.done.any():
+            raise UsageError(f"{args.run}: no finished width yet; nothing to plot")
+        os.makedirs(outdir, exist_ok=True)
+        for fpath in plots.plot_gap(res, outdir):
+            print(fpath)
+        return 0
     with _open(args.run) as r:
         outdir = args.output or os.path.splitext(args.run)[0] + "-plots"
         if os.path.exists(outdir) and not os.path.isdir(outdir):
@@ -251,12 +358,47 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN.h5", help="continue an interrupted run from its checkpoint")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(fn=cmd_run)
-    i = sub.add_parser("info", help="configuration, status, sizes and final losses of a run")
-    i.add_argument("run", metavar="RUN.h5")
+    g = sub.add_parser("gap", help="a width sweep: the gap between finite networks and a wide "
+                       "reference, with rates", description="Train members of several widths and "
+                       "seeds and a wide reference through the same schedule, measure the gaps "
+                       "between them at every gap time, fit their rates in the width, and write "
+                       "a gap file.")
+    g.add_argument("config", nargs="?", metavar="CONFIG.toml")
+    g.add_argument("--preset", metavar="NAME", help="a shipped preset (see `meanfield presets`)")
+    g.add_argument("--widths", metavar="W1,W2,...", help="member widths: 16,32,64 or 16,32,...,4096 "
+                   "(geometric); per block with ':' (16:8,32:16)")
+    g.add_argument("--seeds", type=int, default=5, metavar="S", help="members per width (default 5)")
+    g.add_argument("--reference-width", type=int, metavar="M", help="the reference's width "
+                   "(default: the configured widths)")
+    g.add_argument("--coupling", choices=["subsample", "independent"],
+                   help="members as subsamples of the reference's initial particles (default) or "
+                   "independent draws")
+    g.add_argument("--every", type=int, metavar="K", help="steps between gap times (default: "
+                   "record.snapshot_every)")
+    g.add_argument("--distance-size", type=int, metavar="N",
+                   help="cloud size for W2, sliced W2 and MMD2 (default min(256, M/2))")
+    g.add_argument("--projections", type=int, default=64, metavar="P",
+                   help="directions of the sliced W2 (default 64)")
+    g.add_argument("--bandwidth", type=float, metavar="H", help="MMD kernel bandwidth (default: "
+                   "median heuristic)")
+    g.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+                   help="bootstrap resamples of the rate intervals (default 1000)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a configuration key (repeatable)")
+    g.add_argument("-o", "--output", metavar="GAP.h5", help=f"gap file (default {DEFAULT_GAP_OUT})")
+    g.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    g.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the tasks on this Dask cluster")
+    g.add_argument("--workers", type=int, metavar="N", help="run the tasks on a Dask LocalCluster "
+                   "of N worker processes")
+    g.add_argument("--resume", metavar="GAP.h5", help="finish an interrupted sweep")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(fn=cmd_gap)
+    i = sub.add_parser("info", help="configuration, status, sizes and results of a run or gap file")
+    i.add_argument("run", metavar="FILE.h5")
     i.add_argument("--config", action="store_true", help="also print the stored configuration")
     i.set_defaults(fn=cmd_info)
-    p = sub.add_parser("plot", help="PNG figures of a run")
-    p.add_argument("run", metavar="RUN.h5")
+    p = sub.add_parser("plot", help="PNG figures of a run or gap file")
+    p.add_argument("run", metavar="FILE.h5")
     p.add_argument("-o", "--output", metavar="DIR", help="folder for the figures (default RUN-plots)")
     p.add_argument("--snapshots", metavar="I,J,...", help="snapshot rows for particle clouds "
                    "(default: first and last)")

@@ -146,3 +146,154 @@ def _save(fig, outdir, name, tight=True) -> str:
 
     plt.close(fig)
     return path
+
+
+# ----------------------------------------------------------------------------------
+# gap files
+# ----------------------------------------------------------------------------------
+def _rms(g, axis=1):
+    return np.sqrt(np.nanmean(g * g, axis=axis))
+
+
+def _rate_panel(ax, x, per_seed, reduced, rate, j, label, color, xlabel):
+    """Per-seed gaps (small dots), their reduction (large markers), the fitted line and
+    the band of slopes of the bootstrap interval, pivoted at the fit's centre."""
+    for s in range(per_seed.shape[1]):
+        ax.plot(x, per_seed[:, s], ".", color=color, alpha=0.35, ms=4)
+    ax.plot(x, reduced, "o", color=color, ms=6, label=label)
+    if rate is not None and np.isfinite(rate["beta"][j]):
+        b, C = rate["beta"][j], rate["C"][j]
+        xs = np.geomspace(x.min(), x.max(), 50)
+        ax.plot(xs, C * xs ** -b, "-", color=color, lw=1.5,
+                label=f"fit: β = {b:.2f} [{rate['beta_lo'][j]:.2f}, {rate['beta_hi'][j]:.2f}]")
+        x0 = np.exp(np.mean(np.log(x)))
+        y0 = C * x0 ** -b
+        lo = y0 * (xs / x0) ** -rate["beta_lo"][j]
+        hi = y0 * (xs / x0) ** -rate["beta_hi"][j]
+        ax.fill_between(xs, np.minimum(lo, hi), np.maximum(lo, hi), color=color, alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    ax.xaxis.set_major_locator(FixedLocator(x))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticklabels([f"{v:.4g}" for v in x], fontsize=7)
+    ax.set_xlabel(xlabel)
+
+
+def plot_gap(res, outdir: str) -> list:
+    """Write the figures of a width sweep (a :class:`~meanfield.discretization.GapResult`).
+
+    gap-vs-width.png: each gap against the width on log–log axes at the first and the
+    last gap time, every seed (dots), their RMS (markers), the fitted line with its
+    slope β and the band of the bootstrap interval (one panel per measure);
+    gap-vs-time.png: the RMS function gap and the mean test-loss gap against flow time,
+    one line per width;  beta.png: β(t) of the function gap and of the seed-averaged
+    function, with their bands;  decomposition.png (two-block networks): the terms of
+    the [RZG] bound over time for the reference and the narrowest and widest members.
+    Returns the written paths.
+    """
+    plt = _plt()
+    files = []
+    o = res.options
+    done = np.flatnonzero(res.done)
+    t = res.t
+    T, L = len(t), len(res.reference["features"])
+    first_time = 0
+    last = T - 1
+    xname = "width m" if not res.rates else res.rates["function"]["x"]
+    x = res.widths.astype(float)
+    if res.rates:
+        from .discretization.rates import effective_widths
+
+        x = effective_widths(res.widths, o.reference_width[0], o.coupling)
+    x = x[done]
+    panels = [("function gap ‖f_m − f_M‖", res.function[done], "function", "rms")]
+    if res.complete:
+        panels.append(("seed-averaged gap ‖f̄_m − f_M‖", None, "bias", "bias"))
+    for l in range(L):
+        panels.append((f"feature gap, block {l + 1}", res.feature[done][..., l], f"feature/{l + 1}", "rms"))
+        if o.coupling == "subsample":
+            panels.append((f"coupling gap, block {l + 1}", res.coupling[done][..., l],
+                           f"coupling/{l + 1}", "rms"))
+        panels.append((f"sliced W₂, block {l + 1}", res.sliced_w2[done][..., l], None, "floor"))
+    ncol = 3
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 4 * nrow), squeeze=False)
+    for ax, (title, g, rname, kind) in zip(axes.flat, panels):
+        for j, color in ((first_time, "tab:blue"), (last, "tab:red")):
+            lab = f"t = {t[j]:.4g}"
+            if kind == "bias":
+                f = res.outputs[done][:, :, j]
+                red = np.sqrt(np.mean((f.mean(axis=1) - res.reference["outputs"][j]) ** 2, axis=-1))
+                per = red[:, None]
+            else:
+                per = g[:, :, j]
+                red = _rms(per)
+            if not np.any(np.isfinite(red) & (red > 0)):
+                continue
+            rate = res.rates.get(rname) if rname else None
+            _rate_panel(ax, x, per, red, rate, j, lab, color, xname)
+            if kind == "floor":
+                l = int(title.rsplit(" ", 1)[1]) - 1
+                ax.plot(x, res.sliced_w2_floor[done][:, j, l], "--", color=color, lw=1,
+                        label=f"noise floor, t = {t[j]:.4g}")
+        ax.set_title(title)
+        ax.set_ylabel("gap (RMS over seeds)" if kind != "bias" else "gap of the seed mean")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"gap to the width-{o.reference_width[0]} reference against the width "
+                 f"({o.seeds} seeds, {o.coupling} coupling)")
+    files.append(_save(fig, outdir, "gap-vs-width.png"))
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    cmap = plt.get_cmap("viridis")
+    for i, w in enumerate(done):
+        c = cmap(i / max(1, len(done) - 1))
+        axes[0].plot(t, _rms(res.function[w], axis=0), "-o", ms=3, color=c, label=f"m = {res.widths[w]}")
+        axes[1].plot(t, np.abs(np.mean(res.loss_test[w], axis=0)), "-o", ms=3, color=c)
+    axes[0].set_ylabel("RMS function gap ‖f_m − f_M‖")
+    axes[1].set_ylabel("|mean test-loss gap L_m − L_M|")
+    for ax in axes:
+        ax.set_xlabel("flow time t")
+        ax.set_yscale("log")
+    axes[0].legend(fontsize=7, ncol=2)
+    files.append(_save(fig, outdir, "gap-vs-time.png"))
+
+    if res.rates:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, color, lab in (("function", "tab:blue", "function gap (single networks)"),
+                                 ("bias", "tab:orange", "seed-averaged function")):
+            r = res.rates[name]
+            ax.plot(t, r["beta"], "-o", ms=3, color=color, label=lab)
+            ax.fill_between(t, r["beta_lo"], r["beta_hi"], color=color, alpha=0.2, lw=0)
+        ax.axhline(0.5, color="gray", ls="--", lw=1, label="β = 1/2 (fluctuations)")
+        ax.axhline(1.0, color="gray", ls=":", lw=1, label="β = 1 (bias)")
+        ax.set_xlabel("flow time t")
+        ax.set_ylabel(f"rate β (gap ∝ x^−β, x = {res.rates['function']['x']})")
+        ax.set_title(f"fitted rate, {100 * res.rates['function']['level']:.0f} % bootstrap band")
+        ax.legend(fontsize=7)
+        files.append(_save(fig, outdir, "beta.png"))
+
+    if res.decomposition is not None:
+        terms = ("first_block", "feature_error", "perfect_first", "bound", "mse")
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+        rd = dict(zip(("lip",) + terms, res.reference["decomposition"].T[:6]))
+        whos = [("reference", {k: rd[k] for k in terms})]
+        for w in (done[0], done[-1]):
+            whos.append((f"m = {res.widths[w]} (mean of {o.seeds} seeds)",
+                         {k: np.nanmean(res.decomposition[k][w], axis=0) for k in terms}))
+        for ax, (who, vals) in zip(axes, whos):
+            for k in terms:
+                v = vals[k]
+                ax.plot(t, np.where(v > 0, v, np.nan), marker="o", ms=3, label=k.replace("_", " "),
+                        ls="--" if k == "bound" else "-")
+            ax.set_yscale("log")
+            ax.set_xlabel("flow time t")
+            ax.set_title(who)
+        axes[0].set_ylabel("term of the [RZG] bound (test sample)")
+        axes[0].legend(fontsize=7)
+        files.append(_save(fig, outdir, "decomposition.png"))
+    return files

@@ -52,7 +52,7 @@ class SweepOptions:
     every : steps between gap times
     distance_size : n_d, the size of the clouds that W₂, sliced W₂ and MMD² compare: a
         member larger than n_d and the reference are subsampled (seeded, the same
-        particles at every time) to n_d particles
+        particles at every time) to n_d particles (default min(256, M/2))
     n_projections : directions of the sliced W₂;  bandwidth : of the MMD kernel (None:
         median heuristic)
     n_boot, level : bootstrap resamples and level of the rate intervals
@@ -121,7 +121,7 @@ def _check_config(cfg: dict) -> None:
 
 
 def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
-                 coupling: str = "subsample", every=None, distance_size: int = 256,
+                 coupling: str = "subsample", every=None, distance_size=None,
                  n_projections: int = 64, bandwidth=None, n_boot: int = 1000,
                  level: float = 0.9) -> SweepOptions:
     """Check the options against the configuration ``cfg`` (resolved) and resolve them.
@@ -166,6 +166,8 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
                                  "(a subsample member is narrower than the reference)")
     seeds = _int("seeds", seeds, 2)
     every = _int("every", cfg["record"]["snapshot_every"] if every is None else every)
+    if distance_size is None:
+        distance_size = max(2, min(256, min(ref) // 2))
     distance_size = _int("distance size", distance_size, 2)
     if 2 * distance_size > min(ref):
         raise SweepError(f"distance size: {distance_size} is more than half the reference width "
@@ -470,11 +472,18 @@ class DaskExecutor:
             self.cluster.close()
 
 
-def executor(scheduler=None, workers=None):
+def _check_executor(scheduler, workers):
     if scheduler is not None and workers is not None:
         raise SweepError("give --scheduler or --workers, not both")
     if workers is not None:
         _int("workers", workers)
+    if scheduler is not None and not (isinstance(scheduler, str) and "://" in scheduler):
+        raise SweepError(f"scheduler: expected an address like tcp://HOST:PORT, got {scheduler!r}")
+
+
+def executor(scheduler=None, workers=None):
+    """The executor of the tasks: in this process, or on Dask."""
+    _check_executor(scheduler, workers)
     if scheduler is None and workers is None:
         return InProcess()
     return DaskExecutor(scheduler, workers)
@@ -484,7 +493,7 @@ def executor(scheduler=None, workers=None):
 # the sweep
 # ----------------------------------------------------------------------------------
 def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str = "subsample",
-          every=None, distance_size: int = 256, n_projections: int = 64, bandwidth=None,
+          every=None, distance_size=None, n_projections: int = 64, bandwidth=None,
           n_boot: int = 1000, level: float = 0.9, path=None, overwrite: bool = False,
           scheduler=None, workers=None, progress: bool = False, overrides=()):
     """Run a width sweep of an experiment configuration (a dict, a TOML path or text)
@@ -501,6 +510,7 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str
     from ..experiment import load_config
     from .gapfile import GapResult
 
+    _check_executor(scheduler, workers)
     try:
         cfg = load_config(config, overrides)
     except C.ConfigError as e:
@@ -515,6 +525,8 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str
     except C.ConfigError as e:
         raise SweepError(str(e)) from None
     res = GapResult(cfg, opts, test.X, test.y)
+    if path is not None and os.path.exists(path) and not overwrite and not os.path.isdir(path):
+        raise SweepError(f"{path} exists; use --force to overwrite it or -o to choose another file")
     return _execute(res, path, overwrite, scheduler, workers, progress, new=True)
 
 
@@ -522,6 +534,7 @@ def resume_sweep(path, *, scheduler=None, workers=None, progress: bool = False):
     """Finish the sweep of a gap file: the finished tasks are read, the others run."""
     from .gapfile import open_gap
 
+    _check_executor(scheduler, workers)
     res = open_gap(path)
     if res.complete and res.rates:
         raise SweepError(f"{path}: the sweep is already complete")
@@ -549,13 +562,14 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
             lock = WriterLock(path).acquire()
         except LockedError as e:
             raise SweepError(str(e)) from None
+    ex = None
     try:
+        if path is not None and new and os.path.exists(path) and not overwrite:
+            raise SweepError(f"{path} exists; use --force to overwrite it or -o to choose "
+                             "another file")
+        ex = executor(scheduler, workers)   # before anything is written: it may fail
         if path is not None:
-            if new and os.path.exists(path) and not overwrite:
-                raise SweepError(f"{path} exists; use --force to overwrite it or -o to choose "
-                                 "another file")
             gapfile.write(path, res, "running")
-        ex = executor(scheduler, workers)
         cfg, opts = res.config, res.options
         todo = [w for w in range(opts.W) if not res.done[w]]
         bar = None
@@ -596,7 +610,6 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
         finally:
             if bar is not None:
                 bar.close()
-            ex.close()
         res.compute_rates()
         bad = [int(opts.m[w]) for w in range(opts.W) if res.status[w] != "complete"]
         status, message = "complete", ""
@@ -609,5 +622,7 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
         res.path = path
         return res
     finally:
+        if ex is not None:
+            ex.close()
         if lock is not None:
             lock.release()
