@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m benchmarks {step,memory,recording,small} [options]``."""
+"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,gap} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -37,7 +37,26 @@ def main(argv=None) -> int:
                     help="comma-separated subset of tiny,crossover,ensemble,moderate,busy")
     sm.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     sm.add_argument("--busy-child", action="store_true", help=argparse.SUPPRESS)
+    gp = sub.add_parser("gap", help="width sweeps of two presets: rates, sweep time, overhead")
+    gp.add_argument("--presets", default="teacher-2layer,relu-norm-3layer")
+    gp.add_argument("--widths", default="16,32,...,4096")
+    gp.add_argument("--seeds", type=int, default=5)
+    gp.add_argument("--reference-width", type=int, default=16384)
+    gp.add_argument("--every", type=int, help="steps between gap times (default: steps / 10)")
+    gp.add_argument("--workers", type=int, help="run the sweeps on a Dask LocalCluster")
+    gp.add_argument("--reps", type=int, default=20, help="timed steps per kernel measurement")
+    gp.add_argument("--out", default="gap-benchmark", help="folder for the gap files and figures")
+    gp.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    gp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
+    if args.cmd == "gap":
+        from . import gap
+        res = gap.run(args)
+        print(gap.report(res))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=2)
+        return 0
     if args.cmd == "small":
         from . import small
         res = small.run(args)

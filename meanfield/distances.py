@@ -67,19 +67,28 @@ def wasserstein2(a, b, *, num_itermax: int | None = None) -> float:
     return math.sqrt(max(float(cost), 0.0))
 
 
-def _w2_1d_squared(x, y) -> float:
-    """Squared W₂ between uniform measures on the values x (n,) and y (m,)."""
-    xs, ys = np.sort(x), np.sort(y)
-    n, m = xs.size, ys.size
-    # breakpoints of both quantile functions: k/n and l/m, merged exactly as k·m and l·n
-    # over n·m
+def _quantile_grid(n: int, m: int):
+    """Indices into the sorted values and weights of the intervals on which both
+    quantile functions (breakpoints k/n and l/m) are constant."""
+    # breakpoints k/n and l/m, merged exactly as k·m and l·n over n·m
     ticks = np.union1d(np.arange(1, n + 1) * m, np.arange(1, m + 1) * n)
     lo = np.concatenate([[0], ticks[:-1]])
     mid2 = lo + ticks            # twice the midpoint of each interval, in units of 1/(n m)
     ix = np.minimum(mid2 // (2 * m), n - 1)
     iy = np.minimum(mid2 // (2 * n), m - 1)
-    width = (ticks - lo) / (n * m)
-    return float(np.sum(width * (xs[ix] - ys[iy]) ** 2))
+    return ix, iy, (ticks - lo) / (n * m)
+
+
+def _w2_1d_squared(x, y) -> np.ndarray:
+    """Squared W₂ between uniform measures on the values x (n, …) and y (m, …), along
+    the first axis (one value per remaining index)."""
+    xs, ys = np.sort(x, axis=0), np.sort(y, axis=0)
+    n, m = xs.shape[0], ys.shape[0]
+    if n == m:
+        return np.mean((xs - ys) ** 2, axis=0)
+    ix, iy, width = _quantile_grid(n, m)
+    d = xs[ix] - ys[iy]
+    return np.tensordot(width, d * d, axes=(0, 0))
 
 
 def sliced_wasserstein2(a, b, *, n_projections: int = 128, seed: int = 0) -> float:
@@ -91,9 +100,7 @@ def sliced_wasserstein2(a, b, *, n_projections: int = 128, seed: int = 0) -> flo
     p = a.shape[1]
     theta = np.random.default_rng(seed).standard_normal((int(n_projections), p))
     theta /= np.linalg.norm(theta, axis=1, keepdims=True)
-    pa, pb = a @ theta.T, b @ theta.T
-    total = sum(_w2_1d_squared(pa[:, k], pb[:, k]) for k in range(theta.shape[0]))
-    return math.sqrt(total / theta.shape[0])
+    return math.sqrt(float(np.mean(_w2_1d_squared(a @ theta.T, b @ theta.T))))
 
 
 def median_bandwidth(a, b, *, max_points: int = 2000, seed: int = 0) -> float:
