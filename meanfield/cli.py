@@ -9,7 +9,6 @@ arguments, files), with a one-line message and nothing written or overwritten;
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from importlib import resources
@@ -190,6 +189,7 @@ def parse_widths(text: str) -> list:
 
 def cmd_gap(args) -> int:
     from .discretization import GapFileError, SweepError, resume_sweep, sweep
+    from .discretization.sweep import GapWriteError
 
     common = dict(scheduler=args.scheduler, workers=args.workers, progress=not args.quiet)
     try:
@@ -212,6 +212,8 @@ def cmd_gap(args) -> int:
                         n_boot=args.bootstrap, path=path, overwrite=args.force, **common)
     except (SweepError, GapFileError) as e:
         raise UsageError(str(e)) from None
+    except GapWriteError as e:
+        return _write_failed(args, e)
     print(f"{path}: {res.file_status}" + (f" ({res.file_message})" if res.file_message else ""))
     print(res.summary())
     return 0 if res.file_status == "complete" else 1

@@ -419,3 +419,29 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path):
     proc.stdout.close()   # the reader is gone before the first line is written
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == ""
+
+
+def _limit_gap_file_size():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # EFBIG instead of a signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
+
+
+def test_gap_sweep_on_a_full_disk_keeps_its_last_version_and_resumes(tmp_path):
+    """A gap file that cannot be written (here: capped at 150 KB, below the size it has
+    once the reference's trace is in it) is one line and exit code 1; the last version
+    written (the sweep's start) stays readable, and --resume finishes it."""
+    from meanfield.discretization import open_gap
+
+    out = tmp_path / "gap.h5"
+    args = ["gap", "--preset", "teacher-2layer", "--widths", "8,16,32", "--seeds", "2",
+            "--reference-width", "512", "--every", "10", "--distance-size", "8",
+            "--bootstrap", "20", "--set", "solver.steps=40", "--set", "data.n_train=64",
+            "--set", "data.n_test=32", "-q", "-o", out]
+    code, _, err = cli(*args, preexec=_limit_gap_file_size)
+    assert code == 1 and err.count("\n") == 1 and "cannot write the gap file" in err, err
+    r = open_gap(out)
+    assert r.file_status == "running" and r.reference is None and not r.done.any()
+    assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
+    code, _, err = cli("gap", "--resume", out, "-q")
+    assert code == 0, err
+    assert open_gap(out).complete

@@ -116,12 +116,20 @@ def test_independent_coupling(tmp_path):
     assert np.all(res.function[:, :, 0] > 0)
 
 
-def test_in_process_and_local_cluster_are_bit_identical(tmp_path):
-    pytest.importorskip("dask.distributed")
-    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+def test_in_process_local_cluster_and_scheduler_are_bit_identical(tmp_path):
+    """The same file in this process, on a LocalCluster of 2 workers (1 Numba thread
+    each) and on a running cluster reached by its scheduler address."""
+    distributed = pytest.importorskip("dask.distributed")
+    a, b, c = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"
     sweep(preset_text("relu-norm-3layer"), path=a, **SMALL)
     sweep(preset_text("relu-norm-3layer"), path=b, workers=2, **SMALL)
     _same_files(a, b)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        sweep(preset_text("relu-norm-3layer"), path=c, scheduler=cluster.scheduler_address, **SMALL)
+    _same_files(a, c)
+    with pytest.raises(SweepError, match="expected an address like tcp://HOST:PORT"):
+        sweep(preset_text("relu-norm-3layer"), scheduler="localhost", **SMALL)
 
 
 def _spawn(args):

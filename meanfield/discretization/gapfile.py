@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import tempfile
 
@@ -58,7 +57,7 @@ class GapResult:
         self.config = config
         self.options = options
         self.x_test, self.y_test = np.asarray(x_test), np.asarray(y_test)
-        W, S = options.W, options.seeds
+        W = options.W
         self.done = np.zeros(W, dtype=bool)
         self.status = [""] * W
         self.theta = [None] * W
@@ -220,6 +219,17 @@ class GapResult:
             lines.append(f"gap times: {len(self.t)} (every {o.every} steps), t = 0 … {self.t[-1]:.6g}; "
                          f"reference {self.reference['status']}, test loss "
                          f"{self.reference['loss_test'][0]:.4e} -> {self.reference['loss_test'][-1]:.4e}")
+        if self.reference is not None and self.done.any():
+            w = int(np.flatnonzero(self.done)[-1])
+            j = len(self.t) - 1
+            lines.append(f"distances between clouds of at most {o.distance_size} particles (seeded "
+                         f"subsamples of member and reference), at t = {self.t[j]:.4g} for m = "
+                         f"{int(self.widths[w])} (mean over seeds; noise floor in brackets):")
+            for l in range(len(self.reference["features"])):
+                lines.append(f"  block {l + 1}: W2 {np.mean(self.w2[w, :, j, l]):.4g} "
+                             f"[{self.w2_floor[w, j, l]:.4g}], sliced W2 "
+                             f"{np.mean(self.sliced_w2[w, :, j, l]):.4g} [{self.sliced_w2_floor[w, j, l]:.4g}], "
+                             f"MMD2 {np.mean(self.mmd2[w, :, j, l]):.3g}")
         if self.rates:
             r = self.rates["function"]
             b = self.rates["bias"]
@@ -250,94 +260,16 @@ def _s(text) -> np.bytes_:
 
 
 def write(path, res: GapResult, status: str, message: str = "") -> None:
-    """Write ``res`` to ``path`` atomically (temporary file, fsync, rename)."""
-    import h5py
-    import numba
-
-    from .. import __version__
-    from .. import config as C
-    from ..store import write_architecture
-
+    """Write ``res`` to ``path`` atomically (temporary file, fsync, rename).  A failed
+    write raises OSError and leaves ``path`` as it was."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
-        with h5py.File(tmp, "w") as f:
-            a = f.attrs
-            text = C.dumps(res.config)
-            a["format"] = FORMAT
-            a["format_version"] = FORMAT_VERSION
-            a["package_version"] = __version__
-            a["created"] = res.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            a["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            a["config"] = text
-            a["config_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            a["options"] = json.dumps(res.options.to_dict(), sort_keys=True)
-            for k in ("init", "data", "noise"):
-                a[f"seed_{k}"] = np.uint64(res.config["seed"][k])
-            a["numpy_version"] = np.__version__
-            a["numba_version"] = numba.__version__
-            a["h5py_version"] = h5py.__version__
-            write_architecture(f.create_group("network"), res.template())
-            dg = f.create_group("data")
-            dg.create_dataset("x_test", data=res.x_test)
-            dg.create_dataset("y_test", data=res.y_test)
-            g = f.create_group("gap")
-            g.create_dataset("widths", data=res.widths.astype(np.int64))
-            g.create_dataset("block_widths", data=res.block_widths.astype(np.int64))
-            g.create_dataset("seeds", data=res.seeds.astype(np.int64))
-            g.create_dataset("reference_width", data=np.array(res.options.reference_width, dtype=np.int64))
-            if res.reference is not None:
-                ref = res.reference
-                g.create_dataset("t", data=np.asarray(ref["t"], dtype=float))
-                g.create_dataset("steps", data=np.asarray(ref["step"], dtype=np.int64))
-                for k, v in res.data.items():
-                    if k == "decomposition":
-                        if v is not None:
-                            for term, arr in v.items():
-                                g.create_dataset(f"decomposition/{term}", data=arr)
-                    else:
-                        g.create_dataset(k, data=v)
-                rg = f.create_group("reference")
-                rg.attrs["status"] = ref["status"]
-                rg.attrs["message"] = ref["message"]
-                for k in ("theta", "outputs", "loss_train", "loss_test"):
-                    rg.create_dataset(k, data=np.asarray(ref[k], dtype=float))
-                for l, h in enumerate(ref["features"]):
-                    rg.create_dataset(f"features/{l + 1}", data=h)
-                if ref["decomposition"] is not None:
-                    for i, term in enumerate(DECOMPOSITION_TERMS):
-                        rg.create_dataset(f"decomposition/{term}", data=ref["decomposition"][:, i])
-                for k in ("w2_floor", "sliced_w2_floor"):
-                    rg.create_dataset(k, data=ref[k])
-            mg = f.create_group("members")
-            for w in range(res.options.W):
-                if res.done[w]:
-                    wg = mg.create_group(str(w))
-                    wg.attrs["status"] = res.status[w]
-                    wg.create_dataset("theta", data=res.theta[w])
-                    if res.sigma[w] is not None:
-                        for l, s in enumerate(res.sigma[w]):
-                            wg.create_dataset(f"sigma/{l + 1}", data=np.asarray(s, dtype=np.int64))
-            for name, r in res.rates.items():
-                rg = g.create_group(f"rate/{name}")
-                for k in ("beta", "beta_lo", "beta_hi", "C"):
-                    rg.create_dataset(k, data=r[k])
-                rg.attrs["x"], rg.attrs["level"], rg.attrs["n_boot"] = r["x"], r["level"], r["n_boot"]
-            if res.extrapolation:
-                eg = g.create_group("extrapolation")
-                ex = res.extrapolation["test_loss"]
-                tg = eg.create_group("test_loss")
-                for k in ("value", "error", "reference"):
-                    tg.create_dataset(k, data=np.asarray(ex[k], dtype=float))
-                tg.create_dataset("variable", data=np.array([_s(v) for v in ex["variable"]], dtype="S16"))
-                fg = eg.create_group("function")
-                for k, v in res.extrapolation["function"].items():
-                    fg.attrs[k] = v
-            # written last: what is done
-            g.create_dataset("done", data=res.done.astype(np.uint8))
-            a["status"] = status
-            a["message"] = message
+        try:
+            _fill(tmp, res, status, message)
+        except (OSError, RuntimeError) as e:   # HDF5 reports a failed write on close as RuntimeError
+            raise _os_error(e) from None
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -345,6 +277,104 @@ def write(path, res: GapResult, status: str, message: str = "") -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _os_error(e) -> OSError:
+    """An OSError with errno and strerror from an HDF5 error (its text names the errno)."""
+    import errno as _errno
+    import re
+
+    if isinstance(e, OSError) and e.errno:
+        return e
+    m = re.search(r"errno = (\d+)", str(e))
+    code = int(m.group(1)) if m else _errno.EIO
+    return OSError(code, os.strerror(code))
+
+
+def _fill(tmp, res, status, message) -> None:
+    import h5py
+    import numba
+
+    from .. import __version__
+    from .. import config as C
+    from ..store import write_architecture
+
+    with h5py.File(tmp, "w") as f:
+        a = f.attrs
+        text = C.dumps(res.config)
+        a["format"] = FORMAT
+        a["format_version"] = FORMAT_VERSION
+        a["package_version"] = __version__
+        a["created"] = res.created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        a["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        a["config"] = text
+        a["config_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        a["options"] = json.dumps(res.options.to_dict(), sort_keys=True)
+        for k in ("init", "data", "noise"):
+            a[f"seed_{k}"] = np.uint64(res.config["seed"][k])
+        a["numpy_version"] = np.__version__
+        a["numba_version"] = numba.__version__
+        a["h5py_version"] = h5py.__version__
+        write_architecture(f.create_group("network"), res.template())
+        dg = f.create_group("data")
+        dg.create_dataset("x_test", data=res.x_test)
+        dg.create_dataset("y_test", data=res.y_test)
+        g = f.create_group("gap")
+        g.create_dataset("widths", data=res.widths.astype(np.int64))
+        g.create_dataset("block_widths", data=res.block_widths.astype(np.int64))
+        g.create_dataset("seeds", data=res.seeds.astype(np.int64))
+        g.create_dataset("reference_width", data=np.array(res.options.reference_width, dtype=np.int64))
+        if res.reference is not None:
+            ref = res.reference
+            g.create_dataset("t", data=np.asarray(ref["t"], dtype=float))
+            g.create_dataset("steps", data=np.asarray(ref["step"], dtype=np.int64))
+            for k, v in res.data.items():
+                if k == "decomposition":
+                    if v is not None:
+                        for term, arr in v.items():
+                            g.create_dataset(f"decomposition/{term}", data=arr)
+                else:
+                    g.create_dataset(k, data=v)
+            rg = f.create_group("reference")
+            rg.attrs["status"] = ref["status"]
+            rg.attrs["message"] = ref["message"]
+            for k in ("theta", "outputs", "loss_train", "loss_test"):
+                rg.create_dataset(k, data=np.asarray(ref[k], dtype=float))
+            for l, h in enumerate(ref["features"]):
+                rg.create_dataset(f"features/{l + 1}", data=h)
+            if ref["decomposition"] is not None:
+                for i, term in enumerate(DECOMPOSITION_TERMS):
+                    rg.create_dataset(f"decomposition/{term}", data=ref["decomposition"][:, i])
+            for k in ("w2_floor", "sliced_w2_floor"):
+                rg.create_dataset(k, data=ref[k])
+        mg = f.create_group("members")
+        for w in range(res.options.W):
+            if res.done[w]:
+                wg = mg.create_group(str(w))
+                wg.attrs["status"] = res.status[w]
+                wg.create_dataset("theta", data=res.theta[w])
+                if res.sigma[w] is not None:
+                    for l, s in enumerate(res.sigma[w]):
+                        wg.create_dataset(f"sigma/{l + 1}", data=np.asarray(s, dtype=np.int64))
+        for name, r in res.rates.items():
+            rg = g.create_group(f"rate/{name}")
+            for k in ("beta", "beta_lo", "beta_hi", "C"):
+                rg.create_dataset(k, data=r[k])
+            rg.attrs["x"], rg.attrs["level"], rg.attrs["n_boot"] = r["x"], r["level"], r["n_boot"]
+        if res.extrapolation:
+            eg = g.create_group("extrapolation")
+            ex = res.extrapolation["test_loss"]
+            tg = eg.create_group("test_loss")
+            for k in ("value", "error", "reference"):
+                tg.create_dataset(k, data=np.asarray(ex[k], dtype=float))
+            tg.create_dataset("variable", data=np.array([_s(v) for v in ex["variable"]], dtype="S16"))
+            fg = eg.create_group("function")
+            for k, v in res.extrapolation["function"].items():
+                fg.attrs[k] = v
+        # written last: what is done
+        g.create_dataset("done", data=res.done.astype(np.uint8))
+        a["status"] = status
+        a["message"] = message
 
 
 # ----------------------------------------------------------------------------------

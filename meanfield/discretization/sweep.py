@@ -38,6 +38,11 @@ class SweepError(ValueError):
     """Bad sweep options or configuration (one line; the command line exits with 2)."""
 
 
+class GapWriteError(OSError):
+    """The gap file could not be written (full disk, I/O error); its previous version is
+    intact (the command line exits with 1)."""
+
+
 # ----------------------------------------------------------------------------------
 # options
 # ----------------------------------------------------------------------------------
@@ -228,9 +233,14 @@ def _distances(a, b, opts, key) -> tuple:
 # the tasks
 # ----------------------------------------------------------------------------------
 def _gap_loop(exp, field, y0, every, hook):
+    """The run loop of a task; a divergence is a status, Ctrl-C propagates (a task that
+    was interrupted is not finished and must not be stored as such)."""
     from ..experiment import drive
 
-    return drive(field, y0, hooks=(hook,), every=every, **exp.solver_kwargs())
+    final, status, message = drive(field, y0, hooks=(hook,), every=every, **exp.solver_kwargs())
+    if status == "interrupted":
+        raise KeyboardInterrupt
+    return final, status, message
 
 
 def run_reference(cfg: dict, opts: SweepOptions) -> dict:
@@ -313,12 +323,10 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
     ref0 = exp.network
     widths = opts.widths[w]
     S, L, T, n = opts.seeds, ref0.L, len(trace["t"]), opts.distance_size
-    fresh = None
-    if opts.coupling == "independent":
-        def fresh(ws, s):
-            c = copy.deepcopy(cfg)
-            c["seed"]["init"] = _fresh_seed(cfg["seed"]["init"], s)
-            return C.make_network(c, widths=ws)
+    def fresh(ws, s):   # independent coupling: the initial laws with another init seed
+        c = copy.deepcopy(cfg)
+        c["seed"]["init"] = _fresh_seed(cfg["seed"]["init"], s)
+        return C.make_network(c, widths=ws)
     members = [member(ref0, widths, coupling=opts.coupling, seed=s, fresh=fresh) for s in range(S)]
     nets = [mb.network for mb in members]
     objs = [Objective(net, exp.train, loss=exp.loss, member=k) for k, net in enumerate(nets)]
@@ -569,7 +577,10 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
                              "another file")
         ex = executor(scheduler, workers)   # before anything is written: it may fail
         if path is not None:
-            gapfile.write(path, res, "running")
+            try:
+                gapfile.write(path, res, "running")
+            except OSError as e:
+                raise SweepError(f"{path}: cannot create ({e.strerror or e})") from None
         cfg, opts = res.config, res.options
         todo = [w for w in range(opts.W) if not res.done[w]]
         bar = None
@@ -582,7 +593,11 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
 
         def save(status="running", message=""):
             if path is not None:
-                gapfile.write(path, res, status, message)
+                try:
+                    gapfile.write(path, res, status, message)
+                except OSError as e:
+                    raise GapWriteError(e.errno, f"{path}: cannot write the gap file ({e.strerror or e}); "
+                                        "its previous version is intact, resume with --resume") from None
 
         def on_reference(trace):
             res.set_reference(trace)
