@@ -1,12 +1,14 @@
 """Width-m members of an M-particle reference network.
 
 ``coupling = "subsample"``: in every block, m_l of the reference's M_l particles drawn
-without replacement: the first m_l of a random permutation of the reference's particles
-(``numpy.random.default_rng([seed, block]).permutation(M_l)``), kept in the reference's
-order.  So member particle i *is* reference particle σ(i) at t = 0 and the gap measures
-discretization, not another initialisation; and for one seed the subsamples are nested
-(the width-16 member's particles are among the width-32 member's), so the widths of a
-sweep share their randomness.  ``coupling = "independent"``: fresh draws from the same initial laws,
+without replacement (``numpy.random.default_rng([seed, block, m_l]).choice(M_l, m_l,
+replace=False)``, kept in the reference's order), so member particle i *is* reference
+particle σ(i) at t = 0 and the gap measures discretization, not another
+initialisation.  The subsamples of one seed are drawn independently for every width:
+nested subsamples (the width-16 member inside the width-32 one) correlate the gaps
+across widths, and were measured to triple the spread of the fitted rate of a 3-layer
+network at t = 0 (standard deviation 0.110 against 0.039 over 12 sweeps of 5 seeds).
+``coupling = "independent"``: fresh draws from the same initial laws,
 made by ``fresh(widths, seed)`` (for a configuration: its network with another init
 seed; the keyed streams make those independent of the reference's).
 """
@@ -61,7 +63,7 @@ def member(reference: Network, widths, *, coupling: str = "subsample", seed: int
         return Member(net, None, coupling, seed)
     blocks, sigma = [], []
     for l, (b, m) in enumerate(zip(reference.blocks, widths)):
-        idx = np.sort(np.random.default_rng([int(seed), l + 1]).permutation(b.m)[:m])
+        idx = np.sort(np.random.default_rng([int(seed), l + 1, m]).choice(b.m, size=m, replace=False))
         blocks.append(Block(b.u[idx].copy(), b.c[idx].copy(), b.v[idx].copy(), b.activation,
                             b.bias, tuple(b.train)))
         sigma.append(idx)
