@@ -1,8 +1,9 @@
-"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,gap} [options]``."""
+"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,gap,perf} [options]``."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -48,7 +49,28 @@ def main(argv=None) -> int:
     gp.add_argument("--out", default="gap-benchmark", help="folder for the gap files and figures")
     gp.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     gp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    pf = sub.add_parser("perf", help="meanfield over a grid of sizes and against NumPy, JAX and "
+                        "PyTorch; writes perf.json, perf.md and perf-cost.png")
+    pf.add_argument("--quick", action="store_true", help="a reduced grid (a smoke test)")
+    pf.add_argument("--parts", default="grid,threads,compile,memory,peers",
+                    help="comma-separated subset of grid,threads,compile,memory,peers")
+    pf.add_argument("--out", default=os.path.join("benchmarks", "results"),
+                    help="folder for the results (default benchmarks/results)")
+    pf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
+    if args.cmd == "perf":
+        from . import perf
+        res = perf.run(args)
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "perf.json"), "w") as f:
+            json.dump(res, f, indent=1)
+        text = perf.report(res)
+        with open(os.path.join(args.out, "perf.md"), "w") as f:
+            f.write(text + "\n")
+        if "grid" in res:
+            perf.figure(res, os.path.join(args.out, "perf-cost.png"))
+        print(text)
+        return 0
     if args.cmd == "gap":
         from . import gap
         res = gap.run(args)
