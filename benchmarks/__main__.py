@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,gap,perf} [options]``."""
+"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,gap,perf,science} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -57,7 +57,22 @@ def main(argv=None) -> int:
     pf.add_argument("--out", default=os.path.join("benchmarks", "results"),
                     help="folder for the results (default benchmarks/results)")
     pf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sc = sub.add_parser("science", help="the [RZG] and [SL] depth separations and the "
+                        "discretization law, reproduced; writes tables and figures")
+    sc.add_argument("parts", nargs="?", default="rzg", help="comma-separated subset of rzg")
+    sc.add_argument("--quick", action="store_true", help="a reduced version (a smoke test of the "
+                    "direction of each result)")
+    sc.add_argument("--out", default=os.path.join("benchmarks", "results"))
+    sc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
+    if args.cmd == "science":
+        from . import science
+        res = science.run(args)
+        checks = science.directions(res)
+        for text, ok in checks:
+            print(("ok    " if ok else "FAIL  ") + text)
+        print(f"{res['seconds']:.0f} s")
+        return 0 if all(ok for _, ok in checks) else 1
     if args.cmd == "perf":
         from . import perf
         res = perf.run(args)

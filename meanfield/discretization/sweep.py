@@ -441,8 +441,11 @@ class DaskExecutor:
                 raise SweepError(f"scheduler {scheduler}: cannot connect ({str(e).splitlines()[0]})") from None
             self.description = f"Dask cluster at {scheduler}"
         else:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-            threads = max(1, cores // workers)
+            cores = available_cores()
+            if workers > cores:
+                raise SweepError(f"--workers {workers}: more worker processes than the {cores} cores "
+                                 "this process may use (each worker needs one)")
+            threads = cores // workers
             env = {"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": "1",
                    "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
             # the nanny lets this process's environment override the setting, and
@@ -478,6 +481,11 @@ class DaskExecutor:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _check_executor(scheduler, workers):
