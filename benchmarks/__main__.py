@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,gap,perf,science} [options]``."""
+"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,gap,perf,science,report} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -59,12 +59,17 @@ def main(argv=None) -> int:
     pf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sc = sub.add_parser("science", help="the [RZG] and [SL] depth separations and the "
                         "discretization law, reproduced; writes tables and figures")
-    sc.add_argument("parts", nargs="?", default="rzg", help="comma-separated subset of rzg")
+    sc.add_argument("parts", nargs="?", default="rzg,sl,gap", help="comma-separated subset of rzg,sl,gap (default all three)")
     sc.add_argument("--quick", action="store_true", help="a reduced version (a smoke test of the "
                     "direction of each result)")
     sc.add_argument("--out", default=os.path.join("benchmarks", "results"))
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sub.add_parser("report", help="regenerate BENCHMARKS.md from benchmarks/results/")
     args = ap.parse_args(argv)
+    if args.cmd == "report":
+        from . import report
+        print(report.run(args))
+        return 0
     if args.cmd == "science":
         from . import science
         res = science.run(args)

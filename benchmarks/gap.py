@@ -76,7 +76,7 @@ def run(args) -> dict:
            "reference_width": args.reference_width, "presets": {}}
     for name in args.presets.split(","):
         path = os.path.join(args.out, f"gap-{name}.h5")
-        cfg = mf.experiment.load_config(preset_text(name))
+        cfg = mf.experiment.load_config(preset_text(name), getattr(args, "overrides", ()))
         steps = cfg["solver"]["steps"]
         every = args.every or max(1, steps // 10)
         t0 = time.perf_counter()

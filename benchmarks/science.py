@@ -18,10 +18,17 @@ import numpy as np
 # --------------------------------------------------------------------------------------
 # [RZG]: 3 layers against 2 on ReLU(1 - |x|)
 # --------------------------------------------------------------------------------------
-RZG_FULL = dict(ds=[4, 8, 16, 32, 64], m=512, n_train=2048, n_test=2048, dt=0.5, t_end=2000.0,
-                stage1=0.5, radius=4.0, series_every=20)
-RZG_QUICK = dict(ds=[4, 16], m=128, n_train=512, n_test=512, dt=0.5, t_end=300.0,
-                 stage1=0.5, radius=4.0, series_every=10)
+# Euler step per law: the largest of 0.5, 0.2, 0.05 at which every learner stayed finite at
+# d = 16 (measured: on the Eldan-Shamir law, whose heavy tail puts training points at
+# norms of several hundred, the 2-layer network diverged at dt = 0.5 and 0.2)
+RZG_FULL = dict(ds=[4, 8, 16, 32, 64], m=512, n_train=2048, n_test=2048,
+                dt={"uniform-norm": 0.5, "eldan-shamir": 0.05},
+                t_end={"uniform-norm": 2500.0, "eldan-shamir": 500.0},
+                stage1=0.5, radius=4.0, series_every={"uniform-norm": 20, "eldan-shamir": 100})
+RZG_QUICK = dict(ds=[4, 16], m=128, n_train=512, n_test=512,
+                 dt={"uniform-norm": 0.5, "eldan-shamir": 0.05},
+                 t_end={"uniform-norm": 500.0, "eldan-shamir": 100.0},
+                 stage1=0.5, radius=4.0, series_every={"uniform-norm": 10, "eldan-shamir": 50})
 MSE_GOAL = 1e-3
 
 
@@ -38,7 +45,7 @@ def rzg_laws(d):
             "eldan-shamir": mf.data.Radial(d, lambda n, rng: es.sample_norms(n, rng) / med)}
 
 
-def rzg_models(d, m, p):
+def rzg_models(d, m, p, t_end):
     """(name, network, schedule) of the three learners with the same number of parameters:
     the 3-layer network (k = 1) by plain gradient flow and with a two-stage schedule,
     and the 2-layer network."""
@@ -49,7 +56,7 @@ def rzg_models(d, m, p):
     three = mf.rzg_three_layer(d, m, m, k=1, seed=1)
     m2 = int(round(m * (d + 5) / (d + 2)))   # m(d+2) + 3m parameters against m2(d+2)
     two = mf.two_layer(d, m2, seed=1)
-    t1 = p["stage1"] * p["t_end"]
+    t1 = p["stage1"] * t_end
     proj = solvers.BallProjection(("2.u", "2.c", "2.v"), p["radius"])
     staged = [solvers.Stage(duration=t1, name="free"),
               solvers.Stage(projections=(proj,), name=f"block 2 on the ball of radius {p['radius']}")]
@@ -81,11 +88,12 @@ def rzg_run(out, quick, bar):
             target = mf.ReluNorm(1.0)
             train, test = Dataset(Xtr, target(Xtr)), Dataset(Xte, target(Xte))
             const = float(np.var(test.y))
-            for name, net, sched in rzg_models(d, p["m"], p):
+            dt, t_end, every = p["dt"][law_name], p["t_end"][law_name], p["series_every"][law_name]
+            for name, net, sched in rzg_models(d, p["m"], p, t_end):
                 bar.set_description(f"rzg {law_name} d={d}: {name}")
                 exp = mf.Experiment(net, train, test, target=target, schedule=sched,
-                                    stop=solvers.Stop(t_end=p["t_end"]), dt=p["dt"],
-                                    record={"series_every": p["series_every"],
+                                    stop=solvers.Stop(t_end=t_end), dt=dt,
+                                    record={"series_every": every,
                                             "snapshot_every": 10 ** 9, "checkpoint_every": 10 ** 9})
                 path = os.path.join(out, "rzg", f"{law_name}-d{d}-{name.replace(', ', '-').replace(' ', '-')}.h5")
                 t0 = time.perf_counter()
@@ -126,10 +134,12 @@ def rzg_tasks(quick) -> int:
 
 def rzg_report(summary) -> str:
     p = summary["params"]
+    steps = ", ".join(f"{k}: dt = {p['dt'][k]}, t_end = {p['t_end'][k]:g}" for k in p["dt"])
     lines = [f"[RZG] learners with equal parameter counts (3-layer: m₁ = m₂ = {p['m']}, k = 1; "
              f"2-layer: m = round({p['m']}(d+5)/(d+2))), N = {p['n_train']} training and "
-             f"{p['n_test']} test points, Euler dt = {p['dt']} to flow time {p['t_end']:g}; two "
-             f"stages: free until t = {p['stage1'] * p['t_end']:g}, then every particle of block 2 "
+             f"{p['n_test']} test points, Euler steps dt and flow times t_end per law "
+             f"({steps}); "
+             f"two stages: free until {p['stage1']:g} t_end, then every particle of block 2 "
              f"projected on the ball of radius {p['radius']:g} (u, c and v each). MSE = mean (f − y)² "
              f"on the test points; t(MSE ≤ {MSE_GOAL:g}) the first recorded time it is reached."]
     for law in ("uniform-norm", "eldan-shamir"):
@@ -235,17 +245,230 @@ def _write(out, name, summary, text) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# [SL]: depth 2 against depth 1 on ball indicators
+# --------------------------------------------------------------------------------------
+SL_FULL = dict(ds=[5, 10, 20, 40], lams=[1.0, 1.25, 1.5, 1.75, 2.0], r=512, n_train=1024,
+               n_test=1024, steps=5000, dt1=(0.5, 0.1, 0.02), prop21_r=200_000)
+SL_QUICK = dict(ds=[10], lams=[1.5], r=256, n_train=512, n_test=512, steps=1500,
+                dt1=(0.5, 0.1, 0.02), prop21_r=50_000)
+SL_LAWS = ("D'", "D")
+
+
+def sl_law(name, d):
+    import meanfield as mf
+
+    return mf.data.SafranLeeDPrime(d) if name == "D'" else mf.data.SafranLeeD(d, 1.0)
+
+
+def depth2_dt(net, X) -> float:
+    """1/λ_max of the depth-2 learner's kernel (1/N)(1/r) Φ Φᵀ on the training inputs:
+    gradient descent on the output weights is stable below 2/λ_max."""
+    from scipy.special import erf
+
+    b = net.blocks[0]
+    Phi = erf(X @ b.u.T + b.c)
+    lam_max = float(np.linalg.eigvalsh(Phi @ Phi.T / (b.m * X.shape[0]))[-1])
+    return 1.0 / lam_max
+
+
+def sl_pair(law_name, d, lam, p, seed=0):
+    """Train both depths on one (law, d, λ): returns their rows and final networks."""
+    import solvers
+
+    import meanfield as mf
+    from meanfield.objective import Dataset
+
+    law = sl_law(law_name, d)
+    Xtr, Xte = law.sample(p["n_train"], 21 + seed), law.sample(p["n_test"], 22 + seed)
+    target = mf.BallIndicator(lam)
+    train, test = Dataset(Xtr, target(Xtr)), Dataset(Xte, target(Xte))
+    const = float(np.var(test.y))
+    r2 = p["r"]
+    r1 = max(1, int(round((r2 - 1) / (d + 2))))   # r1 (d + 2) + 1 trained parameters against r2
+    rows, nets = [], {}
+    two = mf.sl_depth2(d, r2, seed=seed)
+    dt2 = depth2_dt(two, Xtr)
+    runs = [("depth 2", two, [dt2])] + [("depth 1", mf.sl_depth1(d, r1, seed=seed), list(p["dt1"]))]
+    for name, net, dts in runs:
+        for dt in dts:   # depth 1: the largest step at which the run stays finite
+            exp = mf.Experiment(net, train, test, target=target, stop=solvers.Stop(steps=p["steps"]),
+                                dt=dt, record={"series_every": max(1, p["steps"] // 50)})
+            res = mf.run(exp)
+            if res.status == "complete":
+                break
+        trained = sum(int(np.prod(shape)) for _, _, shape, tr in net.groups() if tr)
+        rows.append(dict(law=law_name, d=d, lam=lam, model=name, width=net.widths[0], trained=trained,
+                         dt=dt, steps=p["steps"], status=res.status, test_mse=float(2 * res.test_loss),
+                         train_mse=float(2 * res.state.loss), constant_mse=const,
+                         p_inside=float(np.mean(test.y))))
+        nets[name] = res.network
+    return rows, nets, law
+
+
+def prop21_check(p, d=10):
+    """[SL] Prop. 21: the frozen layer's mean feature conditioned on ‖x‖ = ρ, over the
+    particles with b ≥ 0 and with b ≥ 1/√2, against the closed forms; z-scores."""
+    import meanfield as mf
+    from meanfield import closed_forms as CF
+    from scipy.special import erf
+
+    b = mf.sl_depth2(d, p["prop21_r"], seed=5).blocks[0]
+    e = mf.data.uniform_directions(1, d, np.random.default_rng(3))[0]
+    rows = []
+    for rho in np.linspace(0.0, 2.0, 9):
+        z = erf(rho * (b.u @ e) + b.c)
+        for name, mask, cf in (("b >= 0", b.c >= 0, CF.sl_erf_mean_b_pos),
+                               ("b >= 1/sqrt 2", b.c >= 1 / np.sqrt(2), CF.sl_erf_mean_b_high)):
+            vals = z[mask]
+            mean, se = float(vals.mean()), float(vals.std(ddof=1) / np.sqrt(vals.size))
+            rows.append(dict(rho=float(rho), condition=name, empirical=mean, se=se,
+                             closed_form=float(cf(rho)), z=(mean - float(cf(rho))) / se, n=int(vals.size)))
+    return rows
+
+
+def sl_run(out, quick, bar):
+    p = SL_QUICK if quick else SL_FULL
+    rows, profiles = [], {}
+    for law_name in SL_LAWS:
+        for d in p["ds"]:
+            for lam in p["lams"]:
+                bar.set_description(f"sl {law_name} d={d} lambda={lam}")
+                rs, nets, law = sl_pair(law_name, d, lam, p)
+                rows += rs
+                if lam == p["lams"][len(p["lams"]) // 2]:
+                    rhos = np.linspace(0.0, 2.5, 61)
+                    profiles[(law_name, d)] = (lam, rhos, _profile(nets["depth 2"], law, rhos),
+                                               _profile(nets["depth 1"], law, rhos))
+                bar.update(1)
+    bar.set_description("sl: Prop. 21")
+    summary = {"params": dict(p), "rows": rows, "prop21": prop21_check(p)}
+    bar.update(1)
+    figs = _sl_figures(out, p, rows, profiles)
+    _write(out, "sl", summary, sl_report(summary))
+    return summary, figs
+
+
+def sl_tasks(quick) -> int:
+    p = SL_QUICK if quick else SL_FULL
+    return len(SL_LAWS) * len(p["ds"]) * len(p["lams"]) + 1
+
+
+def sl_report(summary) -> str:
+    p = summary["params"]
+    lines = [f"[SL] depth-2 learner (r = {p['r']} frozen erf units, clipped output, gradient descent on "
+             f"the output weights only, step 1/λ_max of its kernel) against depth 1 (ReLU, every weight "
+             f"trained, width r₁ = round((r − 1)/(d + 2)) so that both train the same number of "
+             f"parameters, the largest step of {', '.join(map(str, p['dt1']))} that stays finite), "
+             f"{p['steps']} steps each, N = {p['n_train']} training and {p['n_test']} test points. "
+             "Test MSE; the constant predictor's is the variance of the test labels."]
+    for law in SL_LAWS:
+        rs = [r for r in summary["rows"] if r["law"] == law]
+        if not rs:
+            continue
+        lines += ["", f"#### {law}_d", "", "| d | λ | P(‖x‖ ≤ λ) | constant | depth 2 | depth 1 | winner |",
+                  "|---|---|---|---|---|---|---|"]
+        for d in sorted({r["d"] for r in rs}):
+            for lam in sorted({r["lam"] for r in rs}):
+                by = {r["model"]: r for r in rs if r["d"] == d and r["lam"] == lam}
+                a, b = by["depth 2"], by["depth 1"]
+                win = "depth 2" if a["test_mse"] < b["test_mse"] else "depth 1"
+                lines.append(f"| {d} | {lam:g} | {a['p_inside']:.2f} | {a['constant_mse']:.3f} | "
+                             f"{a['test_mse']:.3f} | {b['test_mse']:.3f}" + ("" if b["status"] == "complete"
+                                                                            else f" ({b['status']})") + f" | {win} |")
+    z = max(abs(r["z"]) for r in summary["prop21"])
+    lines += ["", f"Prop. 21 check ({p['prop21_r']} frozen units, ‖x‖ = ρ on a grid of 9 points in [0, 2]): "
+              f"the largest |empirical − closed form| / standard error over both conditions is {z:.2f}."]
+    return "\n".join(lines)
+
+
+def _sl_figures(out, p, rows, profiles) -> list:
+    from meanfield.plots import _plt
+
+    plt = _plt()
+    files = []
+    lams = p["lams"]
+    fig, axes = plt.subplots(1, len(lams), figsize=(3.2 * len(lams), 3.6), squeeze=False, sharey=True)
+    for ax, lam in zip(axes[0], lams):
+        for law, ls in zip(SL_LAWS, ("-", "--")):
+            for model, c in (("depth 2", "tab:blue"), ("depth 1", "tab:red")):
+                rs = sorted((r for r in rows if r["law"] == law and r["lam"] == lam and r["model"] == model),
+                            key=lambda r: r["d"])
+                ax.plot([r["d"] for r in rs], [r["test_mse"] for r in rs], "o" + ls, color=c, ms=4,
+                        label=f"{model}, {law}_d")
+            rs = sorted((r for r in rows if r["law"] == law and r["lam"] == lam and r["model"] == "depth 2"),
+                        key=lambda r: r["d"])
+            ax.plot([r["d"] for r in rs], [r["constant_mse"] for r in rs], ls, color="gray", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(f"λ = {lam:g}", fontsize=9)
+        ax.set_xlabel("d")
+    axes[0, 0].set_ylabel("test MSE (gray: best constant)")
+    axes[0, 0].legend(fontsize=6)
+    files.append(_save(fig, out, "sl-mse-vs-d.png"))
+    keys = sorted(profiles)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.4), squeeze=False, sharey=True)
+    for ax, key in zip(axes[0], keys):
+        lam, rhos, f2, f1 = profiles[key]
+        ax.plot(rhos, (rhos <= lam).astype(float), "k-", lw=2, alpha=0.35, label=f"1{{ρ ≤ {lam:g}}}")
+        ax.plot(rhos, f2, color="tab:blue", label="depth 2")
+        ax.plot(rhos, f1, color="tab:red", label="depth 1")
+        ax.set_title(f"{key[0]}_d, d = {key[1]}", fontsize=9)
+        ax.set_xlabel("ρ = ‖x‖")
+    axes[0, 0].set_ylabel("f(ρ e), mean over directions")
+    axes[0, 0].legend(fontsize=7)
+    files.append(_save(fig, out, "sl-profiles.png"))
+    return files
+
+
+# --------------------------------------------------------------------------------------
+# the discretization law: width sweeps of two presets (benchmarks/gap.py)
+# --------------------------------------------------------------------------------------
+GAP_QUICK = dict(widths="16,32,...,256", seeds=4, reference_width=2048, steps=200)
+
+
+def gap_run(out, quick, bar):
+    """The gap benchmark's sweeps (full: widths 16 … 4096, 5 seeds, M = 16384 on the
+    presets as shipped; quick: widths 16 … 256, 4 seeds, M = 2048, 200 steps), their
+    table in gap.json and the log–log figures."""
+    import shutil
+    import types
+
+    from . import gap
+
+    work = os.path.join(out, "gap")
+    args = types.SimpleNamespace(presets=",".join(gap.PRESETS), widths="16,32,...,4096", seeds=5,
+                                 reference_width=16384, every=None, workers=None, reps=20, out=work,
+                                 quiet=True, overrides=())
+    if quick:
+        args.widths, args.seeds = GAP_QUICK["widths"], GAP_QUICK["seeds"]
+        args.reference_width = GAP_QUICK["reference_width"]
+        args.overrides = (f"solver.steps={GAP_QUICK['steps']}", "data.n_train=256", "data.n_test=256")
+    bar.set_description("gap: width sweeps of " + args.presets)
+    res = gap.run(args)
+    for name in gap.PRESETS:
+        shutil.copy(os.path.join(work, f"gap-{name}-plots", "gap-vs-width.png"),
+                    os.path.join(out, f"gap-{name}.png"))
+    with open(os.path.join(out, "gap.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    bar.update(1)
+    return res
+
+
+# --------------------------------------------------------------------------------------
 def run(args) -> dict:
     from tqdm.auto import tqdm
 
     parts = args.parts.split(",")
     os.makedirs(args.out, exist_ok=True)
-    total = (rzg_tasks(args.quick) if "rzg" in parts else 0)
+    total = (rzg_tasks(args.quick) if "rzg" in parts else 0) + (sl_tasks(args.quick) if "sl" in parts else 0) + ("gap" in parts)
     res = {"quick": args.quick}
     t0 = time.perf_counter()
     with tqdm(total=total, file=sys.stderr, dynamic_ncols=True, disable=args.quiet) as bar:
         if "rzg" in parts:
             res["rzg"], _ = rzg_run(args.out, args.quick, bar)
+        if "sl" in parts:
+            res["sl"], _ = sl_run(args.out, args.quick, bar)
+        if "gap" in parts:
+            res["gap"] = gap_run(args.out, args.quick, bar)
     res["seconds"] = time.perf_counter() - t0
     return res
 
@@ -260,5 +483,21 @@ def directions(res) -> list:
             by = {r["model"]: r["test_mse"] for r in rows if r["law"] == law and r["d"] == dmax}
             out.append((f"[RZG] {law}, d = {dmax}: 3-layer test MSE {by['3-layer']:.2e} < 2-layer "
                         f"{by['2-layer']:.2e}", by["3-layer"] < by["2-layer"]))
+    if "gap" in res:
+        for name, r in res["gap"]["presets"].items():
+            b = r["t0"]["beta"][0]
+            out.append((f"[gap] {name}: rate of the function gap at t = 0 {b:.3f} within 0.5 +- 0.15",
+                        abs(b - 0.5) <= 0.15))
+    if "sl" in res:
+        rows = res["sl"]["rows"]
+        for law in SL_LAWS:
+            rs = [r for r in rows if r["law"] == law]
+            d, lam = max(r["d"] for r in rs), max(r["lam"] for r in rs)
+            by = {r["model"]: r["test_mse"] for r in rs if r["d"] == d and r["lam"] == lam}
+            out.append((f"[SL] {law}_d, d = {d}, λ = {lam:g}: depth-2 test MSE {by['depth 2']:.3f} < depth-1 "
+                        f"{by['depth 1']:.3f}", by["depth 2"] < by["depth 1"]))
+        z = max(abs(r["z"]) for r in res["sl"]["prop21"])
+        out.append((f"[SL] Prop. 21: the frozen layer's conditional mean feature within 4 standard errors "
+                    f"of the closed form (largest |z| {z:.2f})", z < 4))
     return out
 
