@@ -244,3 +244,15 @@ def test_info_and_plot_of_a_gap_file(tmp_path, capsys):
     files = sorted(os.listdir(tmp_path / "figs"))
     assert files == ["beta.png", "decomposition.png", "gap-vs-time.png", "gap-vs-width.png"]
     assert all(os.path.getsize(tmp_path / "figs" / f) > 10_000 for f in files)
+
+
+def test_a_diverging_reference_is_recorded_not_a_crash(tmp_path):
+    """The reference diverges at once (dt far too large): the members stop being compared
+    after the reference's last finite state, and the sweep ends with status diverged."""
+    path = tmp_path / "g.h5"
+    r = sweep(preset_text("teacher-2layer"), widths=[8, 16, 32], seeds=2, reference_width=128,
+              every=5, distance_size=16, n_boot=20, path=path,
+              overrides=["solver.steps=60", "solver.dt=40", "data.n_train=64", "data.n_test=32"])
+    assert r.reference["status"] == "diverged" and r.file_status == "diverged"
+    assert open_gap(path).file_status == "diverged" and r.done.all()
+    assert np.all(np.isfinite(r.function[:, :, 0]))

@@ -210,7 +210,9 @@ class GapResult:
     def summary(self) -> str:
         o = self.options
         lines = []
-        status = "complete" if self.complete else "incomplete"
+        status = getattr(self, "file_status", None) or ("complete" if self.complete else "incomplete")
+        if status == "running" and not self.complete:
+            status = "incomplete (resume with --resume)"
         lines.append(f"sweep: {status}; {o.W} widths {list(map(int, self.widths))} x {o.seeds} "
                      f"seeds, reference {list(o.reference_width)}, coupling {o.coupling}")
         lines.append(f"done: {int(self.done.sum())}/{o.W} widths" +

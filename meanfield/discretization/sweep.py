@@ -346,6 +346,8 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
     steps = list(trace["step"])
 
     def hook(st):
+        if st.step > steps[-1]:   # past the reference's last state (it diverged): no reference to compare
+            return
         if st.step not in steps:
             raise RuntimeError(f"width {widths}: state at step {st.step} is not a gap time of the "
                                "reference (the runs took different steps)")
@@ -583,6 +585,8 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
         if path is not None and new and os.path.exists(path) and not overwrite:
             raise SweepError(f"{path} exists; use --force to overwrite it or -o to choose "
                              "another file")
+        if scheduler is not None or workers is not None:
+            warm_up(res.config)   # compile (or load) the kernels before any worker starts
         ex = executor(scheduler, workers)   # before anything is written: it may fail
         if path is not None:
             try:
@@ -622,8 +626,6 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
                 bar.set_postfix_str(f"width {int(opts.m[w])} {out['status']}")
 
         try:
-            if not isinstance(ex, InProcess):
-                warm_up(cfg)
             ex.run(functools.partial(run_reference, cfg, opts),
                    [(w, functools.partial(run_width, cfg, opts, w)) for w in todo],
                    res.reference, on_reference, on_width)
