@@ -94,20 +94,11 @@ def main(argv=None) -> int:
     if args.cmd == "gap":
         from . import gap
         res = gap.run(args)
-        print(gap.report(res))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(res, f, indent=2)
-        return 0
+        return _publish(gap.report(res), res, args.json)
     if args.cmd == "small":
         from . import small
         res = small.run(args)
-        if res:
-            print(small.report(res))
-            if args.json:
-                with open(args.json, "w") as f:
-                    json.dump(res, f, indent=2)
-        return 0
+        return _publish(small.report(res), res, args.json) if res else 0
     for name in ("d", "n", "m", "k"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be >= 1")
@@ -121,9 +112,14 @@ def main(argv=None) -> int:
         return 0
     from . import step
     res = step.run(args)
-    print(step.report(res))
-    if args.json:
-        with open(args.json, "w") as f:
+    return _publish(step.report(res), res, args.json)
+
+
+def _publish(text: str, res: dict, json_path) -> int:
+    """Print a benchmark's report and, with --json, write its results."""
+    print(text)
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump(res, f, indent=2)
     return 0
 

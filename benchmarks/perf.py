@@ -242,10 +242,7 @@ def peer_memory_part(res, quick, bar, budget_mb=8192):
                                        f"{budget_mb} MB"))
                 continue
             bar.set_description(f"peer memory {name} N=m={n}")
-            p = subprocess.run([sys.executable, "-c", _PEER_MEM, name, str(n)], capture_output=True,
-                               text=True, cwd=root, env=dict(os.environ, PYTHONPATH=root), timeout=3600)
-            r = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else \
-                {"error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
+            r = _subprocess_json(["-c", _PEER_MEM, name, str(n)], root)
             r.update(n=n, m=n)
             rows[name].append(r)
         bar.update(1)

@@ -228,13 +228,9 @@ def _rzg_figures(out, p, rows, curves, profiles, features) -> list:
 
 
 def _save(fig, out, name) -> str:
-    import matplotlib.pyplot as plt
+    from meanfield.plots import _save as save
 
-    path = os.path.join(out, name)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, out, name, dpi=90)
 
 
 def _write(out, name, summary, text) -> None:

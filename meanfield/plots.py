@@ -137,11 +137,11 @@ def _particles(plt, run, l, b, snaps, outdir) -> str:
     return _save(fig, outdir, f"particles-block{l + 1}.png", tight=False)
 
 
-def _save(fig, outdir, name, tight=True) -> str:
+def _save(fig, outdir, name, tight=True, dpi=110) -> str:
     path = os.path.join(outdir, name)
     if tight:
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -194,6 +194,8 @@ def plot_gap(res, outdir: str) -> list:
     the [RZG] bound over time for the reference and the narrowest and widest members.
     Returns the written paths.
     """
+    from .discretization.rates import bias_gaps
+
     plt = _plt()
     files = []
     o = res.options
@@ -225,8 +227,7 @@ def plot_gap(res, outdir: str) -> list:
         for j, color in ((first_time, "tab:blue"), (last, "tab:red")):
             lab = f"t = {t[j]:.4g}"
             if kind == "bias":
-                f = res.outputs[done][:, :, j]
-                red = np.sqrt(np.mean((f.mean(axis=1) - res.reference["outputs"][j]) ** 2, axis=-1))
+                red = bias_gaps(res.outputs[done][:, :, j], res.reference["outputs"][j])
                 per = red[:, None]
             else:
                 per = g[:, :, j]

@@ -63,6 +63,23 @@ def test_richardson_extrapolation():
     assert abs(e.value - 2.0) < 5 * max(e.error, 1e-4)
 
 
+def test_richardson_extrapolation_of_an_observable_at_many_points():
+    """values (W, N): every column extrapolated in the one variable that fits best, equal
+    to the scalar extrapolation of each column in that variable."""
+    m = np.array([64, 128, 256, 512])
+    a, b = np.array([0.5, -1.0, 2.0]), np.array([3.0, 0.2, -4.0])
+    e = R.extrapolate(m, a[None, :] + b[None, :] / m[:, None])
+    assert e.variable == "1/m" and e.value.shape == (3,)
+    assert np.allclose(e.value, a, atol=1e-12) and np.all(e.error < 1e-12)
+    noisy = a[None, :] + b[None, :] / np.sqrt(m)[:, None] + 1e-4 * np.arange(12).reshape(4, 3) % 3
+    e = R.extrapolate(m, noisy)
+    assert e.variable == "1/sqrt(m)"
+    for k in range(3):
+        one = R.extrapolate(m, noisy[:, k], variable="1/sqrt(m)")
+        assert e.value[k] == pytest.approx(one.value, rel=1e-12)
+        assert e.error[k] == pytest.approx(one.error, rel=1e-9, abs=1e-15)
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="gaps must be"):
         R.fit_rate([16], np.ones((1, 3)))

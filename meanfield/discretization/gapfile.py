@@ -22,9 +22,6 @@ from .sweep import DECOMPOSITION_TERMS, SweepOptions
 FORMAT = "meanfield-gap"
 FORMAT_VERSION = 1
 READS_VERSIONS = (1,)
-MEMBER_FIELDS = ("function", "loss_train", "loss_test", "feature", "coupling", "w2",
-                 "sliced_w2", "mmd2", "outputs", "decomposition")
-RATE_MEASURES = ("function", "bias", "feature", "coupling")
 
 
 class GapFileError(ValueError):
@@ -69,6 +66,7 @@ class GapResult:
         self.path = None
         self.created = None
         self.attrs = {}
+        self._template = None
 
     # -- shape helpers --
     @property
@@ -135,11 +133,14 @@ class GapResult:
         self.done[w] = True
 
     def template(self):
-        """The reference's initial network (its architecture, and the initial particles)."""
-        from .. import config as C
-        from .sweep import reference_config
+        """The reference's initial network (its architecture, and the initial particles):
+        a copy, made once (every write of the file needs the architecture)."""
+        if self._template is None:
+            from .. import config as C
+            from .sweep import reference_config
 
-        return C.make_network(reference_config(self.config, self.options))
+            self._template = C.make_network(reference_config(self.config, self.options))
+        return self._template.copy()
 
     # -- rates --
     def compute_rates(self) -> None:
@@ -153,6 +154,7 @@ class GapResult:
         whichever fits better) against the reference's; at the last time, f on the test
         sample point by point, and its L² distance to f_M next to the widest member's.
         """
+        from .measures import output_gap
         from .rates import _xlabel, extrapolate, fit_bias_rate, fit_rate
 
         o = self.options
@@ -194,16 +196,10 @@ class GapResult:
         fx = {}
         f = self.outputs[:, :, -1].mean(axis=1)   # (W, N)
         if m.size >= 3 and np.isfinite(f).all():
-            fits = {}
-            for var, h in (("1/m", 1.0 / m), ("1/sqrt(m)", 1.0 / np.sqrt(m))):
-                A = np.vstack([np.ones_like(h), h]).T
-                coef, *_ = np.linalg.lstsq(A, f, rcond=None)
-                fits[var] = (coef[0], float(np.sqrt(np.mean((A @ coef - f) ** 2))))
-            var = min(fits, key=lambda k: fits[k][1])
+            e = extrapolate(m, f)
             fref = self.reference["outputs"][-1]
-            fx = {"variable": var,
-                  "extrapolated_gap": float(np.sqrt(np.mean((fits[var][0] - fref) ** 2))),
-                  "widest_gap": float(np.sqrt(np.mean((f[-1] - fref) ** 2)))}
+            fx = {"variable": e.variable, "extrapolated_gap": output_gap(e.value, fref),
+                  "widest_gap": output_gap(f[-1], fref)}
         self.extrapolation = {"test_loss": ex, "function": fx}
 
     # -- text summary --

@@ -10,15 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 
+def output_gap(fa, fb) -> float:
+    """(mean of (fa − fb)²)^½ for outputs fa, fb (N,) on one sample."""
+    return float(np.sqrt(np.mean((fa - fb) ** 2)))
+
+
+def feature_gap(ha, hb) -> float:
+    """(mean over rows of ‖ha − hb‖²)^½ for features ha, hb (N, k) on one sample."""
+    return float(np.sqrt(np.mean(np.sum((ha - hb) ** 2, axis=1))))
+
+
 def function_gap(member, reference, X) -> float:
     """‖f_m − f_M‖ in L² of the sample X (N, d)."""
-    return float(np.sqrt(np.mean((member(X) - reference(X)) ** 2)))
+    return output_gap(member(X), reference(X))
 
 
 def feature_gaps(member, reference, X) -> np.ndarray:
     """(L,) per block, (mean over X of ‖h_m⁽ˡ⁾(x) − h_M⁽ˡ⁾(x)‖²)^½."""
     hm, hM = member.features(X), reference.features(X)
-    return np.array([np.sqrt(np.mean(np.sum((a - b) ** 2, axis=1))) for a, b in zip(hm, hM)])
+    return np.array([feature_gap(a, b) for a, b in zip(hm, hM)])
 
 
 def block_clouds(network, l: int) -> np.ndarray:
@@ -29,8 +39,5 @@ def block_clouds(network, l: int) -> np.ndarray:
 
 def coupling_gap(member, reference, sigma) -> np.ndarray:
     """(L,) per block, (1/m Σ_i ‖θ_i^m − θ_{σ(i)}^M‖²)^½ for a subsample member."""
-    out = []
-    for l, idx in enumerate(sigma):
-        d = block_clouds(member, l) - block_clouds(reference, l)[idx]
-        out.append(np.sqrt(np.mean(np.sum(d * d, axis=1))))
-    return np.array(out)
+    return np.array([feature_gap(block_clouds(member, l), block_clouds(reference, l)[idx])
+                     for l, idx in enumerate(sigma)])

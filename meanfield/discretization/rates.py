@@ -102,6 +102,12 @@ def fit_rate(widths, gaps, *, M=None, coupling: str = "subsample", reduce: str =
                    _xlabel(M, coupling))
 
 
+def bias_gaps(f_members, f_reference) -> np.ndarray:
+    """(W,) ‖f̄_m − f_M‖ (L² over the sample): f̄_m the mean over seeds of the members'
+    outputs ``f_members (W, S, N)``, f_M the reference's ``f_reference (N,)``."""
+    return np.sqrt(np.mean((np.mean(f_members, axis=1) - f_reference) ** 2, axis=-1))
+
+
 def fit_bias_rate(widths, f_members, f_reference, *, M=None, coupling: str = "subsample",
                   n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> RateFit:
     """The rate of ‖f̄_m − f_M‖ (L² over the sample), f̄_m the mean over seeds of the
@@ -111,11 +117,8 @@ def fit_bias_rate(widths, f_members, f_reference, *, M=None, coupling: str = "su
     if f.ndim != 3 or f.shape[0] != len(widths) or f.shape[2] != ref.shape[0]:
         raise ValueError(f"f_members must be (W, S, N) with N = {ref.shape[0]}, got {f.shape}")
 
-    def gap(fs):
-        return np.sqrt(np.mean((fs.mean(axis=1) - ref) ** 2, axis=-1))
-
     x = effective_widths(widths, M, coupling)
-    beta, C = _slope(x, gap(f))
+    beta, C = _slope(x, bias_gaps(f, ref))
     S = f.shape[1]
     cols = np.random.default_rng(seed).integers(0, S, (n_boot, S))
     boot = np.empty(n_boot)
@@ -132,7 +135,8 @@ def fit_bias_rate(widths, f_members, f_reference, *, M=None, coupling: str = "su
 
 @dataclass(frozen=True)
 class Extrapolation:
-    """value ± error at m → ∞, from a fit in ``variable`` (1/m or 1/sqrt(m))."""
+    """value ± error at m → ∞, from a fit in ``variable`` (1/m or 1/sqrt(m)); floats, or
+    (N,) arrays for an observable given at N points."""
 
     value: float
     error: float
@@ -141,24 +145,31 @@ class Extrapolation:
 
 
 def _richardson(h, y):
-    """(value, error, residual): linear fit y = v + a h on all points, and the same fit on
-    the two smallest h; their difference is the error estimate."""
+    """(value, error, residual): linear fit y = v + a h on all points (along the first
+    axis of y, one fit per column), and the same fit on the two smallest h; their
+    difference is the error estimate; the residual is the RMS over all entries."""
     A = np.vstack([np.ones_like(h), h]).T
     coef, *_ = np.linalg.lstsq(A, y, rcond=None)
     resid = float(np.sqrt(np.mean((A @ coef - y) ** 2)))
     i = np.argsort(h)[:2]
-    v2 = float(y[i[0]] - h[i[0]] * (y[i[1]] - y[i[0]]) / (h[i[1]] - h[i[0]]))
-    return float(coef[0]), abs(float(coef[0]) - v2), resid
+    v2 = y[i[0]] - h[i[0]] * (y[i[1]] - y[i[0]]) / (h[i[1]] - h[i[0]])
+    if y.ndim == 1:
+        return float(coef[0]), abs(float(coef[0]) - float(v2)), resid
+    return coef[0], np.abs(coef[0] - v2), resid
 
 
 def extrapolate(widths, values, variable: str = "auto") -> Extrapolation:
     """Richardson extrapolation of an observable (test loss, f(x) at a point, ...) to
     infinite width from its values at ``widths`` (means over seeds), linear in 1/m, in
-    1/√m, or (``"auto"``) in whichever of the two fits the values better."""
+    1/√m, or (``"auto"``) in whichever of the two fits the values better.
+
+    ``values`` (W,) gives a scalar value and error; ``values`` (W, N) (an observable at N
+    points, f on a sample say) gives (N,) arrays, all in one variable: the one whose
+    residual over all points is smaller."""
     m = np.asarray(widths, dtype=float)
     y = np.asarray(values, dtype=float)
-    if m.shape != y.shape or m.size < 3:
-        raise ValueError("extrapolate needs at least three widths with one value each")
+    if m.ndim != 1 or y.ndim not in (1, 2) or y.shape[0] != m.size or m.size < 3:
+        raise ValueError("extrapolate needs at least three widths with one value (or one row) each")
     fits = {"1/m": _richardson(1.0 / m, y), "1/sqrt(m)": _richardson(1.0 / np.sqrt(m), y)}
     if variable == "auto":
         variable = min(fits, key=lambda k: fits[k][2])

@@ -26,12 +26,11 @@ import numpy as np
 from ..distances import mmd2, sliced_wasserstein2, wasserstein2
 from .coupling import COUPLINGS, member
 from .decomposition import decomposition
-from .measures import block_clouds
+from .measures import block_clouds, coupling_gap, feature_gap, output_gap
 
 DECOMPOSITION_TERMS = ("lip", "first_block", "feature_error", "perfect_first", "bound", "mse",
                        "holds")
 DIST_SEED = 0x6D66_6761   # keys of the distance subsamples and projections
-MAX_PROCESSES_ENV = "MEANFIELD_SWEEP_THREADS"
 
 
 class SweepError(ValueError):
@@ -232,6 +231,11 @@ def _distances(a, b, opts, key) -> tuple:
 # ----------------------------------------------------------------------------------
 # the tasks
 # ----------------------------------------------------------------------------------
+def _terms(d) -> list:
+    """The terms of a :class:`.decomposition.Decomposition` in DECOMPOSITION_TERMS order."""
+    return [getattr(d, k) for k in DECOMPOSITION_TERMS]
+
+
 def _gap_loop(exp, field, y0, every, hook):
     """The run loop of a task; a divergence is a status, Ctrl-C propagates (a task that
     was interrupted is not finished and must not be stored as such)."""
@@ -270,8 +274,7 @@ def run_reference(cfg: dict, opts: SweepOptions) -> dict:
         for l, h in enumerate(feats):
             rows["features"][l].append(h)
         if net.L == 2:
-            d = decomposition(net, net, X, y, h_reference=feats[0])
-            rows["decomposition"].append([getattr(d, k) for k in DECOMPOSITION_TERMS])
+            rows["decomposition"].append(_terms(decomposition(net, net, X, y, h_reference=feats[0])))
 
     final, status, message = _gap_loop(exp, obj, net0.theta, opts.every, hook)
     out = {k: np.asarray(v) for k, v in rows.items() if k not in ("features", "decomposition")}
@@ -298,10 +301,6 @@ def run_reference(cfg: dict, opts: SweepOptions) -> dict:
                         b, a, n_projections=opts.n_projections, seed=DIST_SEED + l)
     out["w2_floor"], out["sliced_w2_floor"] = floor[0], floor[1]
     return out
-
-
-MEMBER_KEYS = ("function", "loss_train", "loss_test", "feature", "coupling", "w2", "sliced_w2",
-               "mmd2", "outputs", "decomposition")
 
 
 def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
@@ -358,24 +357,22 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
             net = nets[s].with_theta(ys)
             f = net(X)
             res["outputs"][s, j] = f
-            res["function"][s, j] = math.sqrt(float(np.mean((f - trace["outputs"][j]) ** 2)))
+            res["function"][s, j] = output_gap(f, trace["outputs"][j])
             res["loss_train"][s, j] = objs[s].loss(ys, st.step)
             res["loss_test"][s, j] = tobjs[s].loss(ys)
             feats = net.features(X)
+            if members[s].sigma is not None:
+                res["coupling"][s, j] = coupling_gap(net, ref, members[s].sigma)
             for l in range(L):
-                dh = feats[l] - trace["features"][l][j]
-                res["feature"][s, j, l] = math.sqrt(float(np.mean(np.sum(dh * dh, axis=1))))
-                if members[s].sigma is not None:
-                    dc = block_clouds(net, l) - block_clouds(ref, l)[members[s].sigma[l]]
-                    res["coupling"][s, j, l] = math.sqrt(float(np.mean(np.sum(dc * dc, axis=1))))
+                res["feature"][s, j, l] = feature_gap(feats[l], trace["features"][l][j])
                 cloud = trained_cloud(net, l)
                 if own_idx[s][l] is not None:
                     cloud = cloud[own_idx[s][l]]
                 res["w2"][s, j, l], res["sliced_w2"][s, j, l], res["mmd2"][s, j, l] = \
                     _distances(cloud, ref_clouds[l], opts, DIST_SEED + l)
             if L == 2:
-                d = decomposition(net, ref, X, y, h_reference=trace["features"][0][j])
-                res["decomposition"][s, j] = [getattr(d, k) for k in DECOMPOSITION_TERMS]
+                res["decomposition"][s, j] = _terms(
+                    decomposition(net, ref, X, y, h_reference=trace["features"][0][j]))
 
     final, status, message = _gap_loop(exp, field, field.pack([nt.theta for nt in nets]),
                                        opts.every, hook)
@@ -543,8 +540,6 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str
     except C.ConfigError as e:
         raise SweepError(str(e)) from None
     res = GapResult(cfg, opts, test.X, test.y)
-    if path is not None and os.path.exists(path) and not overwrite and not os.path.isdir(path):
-        raise SweepError(f"{path} exists; use --force to overwrite it or -o to choose another file")
     return _execute(res, path, overwrite, scheduler, workers, progress, new=True)
 
 
