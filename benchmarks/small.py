@@ -184,21 +184,38 @@ def ensemble_part(res, members=256):
                        "percent_of_reference": 100 * rate / ref_pairs}
 
 
-def moderate_part(res):
-    ref_sec, _, ref_gf = reference_rate()
+def moderate_part(res, rounds=5):
+    """Moderate sizes against the reference problem, interleaved: every round times the
+    reference and each size (ReLU and erf) once, and the ratios are taken within the
+    round (this machine's speed drifts by 20 % between minutes); the median round is
+    reported with the range."""
+    objs = {(i, act): rzg_objective(**p, activation=act)
+            for i, p in enumerate(MODERATE + (REF,)) for act in ("relu", "erf")}
+    for o in objs.values():
+        eval_time(o, rounds=1, min_time=0.02)   # compiled and warm
+    per_round = []
+    for _ in range(rounds):
+        sec = {k: eval_time(o, rounds=1, min_time=0.3) for k, o in objs.items()}
+        per_round.append(sec)
+    ref_i = len(MODERATE)
+    ref_gf = [flops(REF) / r[(ref_i, "relu")] / 1e9 for r in per_round]
     rows = []
-    for p in MODERATE + (REF,):
+    for i, p in enumerate(MODERATE + (REF,)):
+        pct = [100 * (flops(p) / r[(i, "relu")] / 1e9) / g for r, g in zip(per_round, ref_gf)]
+        ratio = [r[(i, "erf")] / r[(i, "relu")] for r in per_round]
+        k = int(np.argsort(pct)[len(pct) // 2])   # the median round of this size
         row = dict(p)
-        for act in ("relu", "erf"):
-            obj = rzg_objective(**p, activation=act)
-            sec = eval_time(obj, rounds=3, min_time=0.3)
-            row[f"{act}_s"] = sec
-            row[f"{act}_ns_per_pair"] = 1e9 * sec / pairs(p)
-        row["gflops"] = flops(p) / row["relu_s"] / 1e9
-        row["percent_of_reference"] = 100 * row["gflops"] / ref_gf
-        row["erf_over_relu"] = row["erf_s"] / row["relu_s"]
+        row.update(relu_s=per_round[k][(i, "relu")], erf_s=per_round[k][(i, "erf")],
+                   gflops=flops(p) / per_round[k][(i, "relu")] / 1e9,
+                   percent_of_reference=float(np.median(pct)),
+                   percent_range=[float(min(pct)), float(max(pct))],
+                   erf_over_relu=float(np.median(ratio)),
+                   erf_over_relu_range=[float(min(ratio)), float(max(ratio))])
+        row["relu_ns_per_pair"] = 1e9 * row["relu_s"] / pairs(p)
+        row["erf_ns_per_pair"] = 1e9 * row["erf_s"] / pairs(p)
         rows.append(row)
-    res["moderate"] = {"reference_gflops": ref_gf, "rows": rows}
+    res["moderate"] = {"reference_gflops": float(np.median(ref_gf)), "rounds": rounds,
+                       "rows": rows}
 
 
 BUSY = "import time\nt = time.time()\nwhile time.time() - t < 600: pass\n"
@@ -297,11 +314,15 @@ def report(res: dict) -> str:
                      f"reference problem's {e['reference_pairs_per_s'] / 1e9:.2f} G pairs/s")
     if "moderate" in res:
         m = res["moderate"]
-        lines.append(f"moderate sizes (reference problem {m['reference_gflops']:.1f} GFLOP/s in this run):")
+        lines.append(f"moderate sizes (reference problem {m['reference_gflops']:.1f} GFLOP/s, median of "
+                     f"{m.get('rounds', 1)} interleaved rounds; ratios within each round, median [range]):")
         for r in m["rows"]:
+            pr = r.get("percent_range", [r["percent_of_reference"]] * 2)
+            er = r.get("erf_over_relu_range", [r["erf_over_relu"]] * 2)
             lines.append(f"  d={r['d']}, widths [{r['m']}, {r['m']}], N={r['n']}: {r['gflops']:.1f} GFLOP/s "
-                         f"= {r['percent_of_reference']:.1f} % of the reference; ReLU {r['relu_ns_per_pair']:.2f} "
-                         f"ns/pair, erf {r['erf_ns_per_pair']:.2f} ns/pair, erf/ReLU = {r['erf_over_relu']:.2f}")
+                         f"= {r['percent_of_reference']:.1f} % [{pr[0]:.1f}, {pr[1]:.1f}] of the reference; "
+                         f"ReLU {r['relu_ns_per_pair']:.2f} ns/pair, erf {r['erf_ns_per_pair']:.2f} ns/pair, "
+                         f"erf/ReLU = {r['erf_over_relu']:.2f} [{er[0]:.2f}, {er[1]:.2f}]")
     if "busy" in res:
         lines.append("slowdown with one busy-loop process beside (2 cores):")
         for r in res["busy"]:

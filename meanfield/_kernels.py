@@ -42,6 +42,7 @@ from .activations import RELU, act_tile
 
 TILE = 128    # samples per work item of the sample pass
 PCHUNK = 128   # particles per work item of the particle pass
+JAC_MAX = 4    # blocks with k_in · k_out ≤ JAC_MAX back-propagate through their Jacobian
 
 # layout columns
 M, KIN, KOUT, OFF_U, OFF_C, OFF_V, ACT, ROW = range(8)
@@ -131,32 +132,75 @@ def _gq(V, j, Gt, ds, q):
 
 
 @njit(cache=True, error_model="numpy")
-def _forward_tile(U, c, V, act, Xt, acc, z, s):
-    """acc (k_out, TILE) = Σ_j v_j σ(u_j·h + c_j) over one padded tile Xt (k_in, TILE)."""
+def _forward_tile(U, c, V, act, Xt, acc, z, s, ds, jac, want_jac):
+    """acc (k_out, TILE) = Σ_j v_j σ(u_j·h + c_j) over one padded tile Xt (k_in, TILE).
+
+    With ``want_jac`` also the block's Jacobian ∂h/∂h_in (unscaled) on the tile:
+    ``jac[o·k_in + a, b] = Σ_j v_jo σ'(z_jb) u_ja``, so that back-propagation through a
+    narrow block needs no second pass over its particles (see :func:`_backward_jac`).
+    """
     m = U.shape[0]
     kin = U.shape[1]
     kout = V.shape[1]
     for o in range(kout):
         for b in range(TILE):
             acc[o, b] = 0.0
+    if want_jac:
+        for r in range(kout * kin):
+            for b in range(TILE):
+                jac[r, b] = 0.0
     if kin == 1 and kout == 1 and act == RELU:  # the k = 1 bottleneck block, fused
         x0 = Xt[0]
         a0 = acc[0]
+        j0 = jac[0]
         zero = np.zeros(1, dtype=U.dtype)[0]  # typed: keeps float32 arithmetic in float32
-        for j in range(m):
-            uj, cj, vj = U[j, 0], c[j], V[j, 0]
-            for b in range(TILE):
-                zz = uj * x0[b] + cj
-                a0[b] += vj * (zz if zz > zero else zero)
+        one = np.ones(1, dtype=U.dtype)[0]
+        if want_jac:
+            for j in range(m):
+                uj, cj, vj = U[j, 0], c[j], V[j, 0]
+                vu = vj * uj
+                for b in range(TILE):
+                    zz = uj * x0[b] + cj
+                    a0[b] += vj * (zz if zz > zero else zero)
+                    j0[b] += vu * (one if zz > zero else zero)
+        else:
+            for j in range(m):
+                uj, cj, vj = U[j, 0], c[j], V[j, 0]
+                for b in range(TILE):
+                    zz = uj * x0[b] + cj
+                    a0[b] += vj * (zz if zz > zero else zero)
     else:
         for j in range(m):
             _preact(U, c, j, Xt, z)
-            act_tile(act, z, s, s, TILE, True, False)
+            act_tile(act, z, s, ds, TILE, True, want_jac)
             for o in range(kout):
                 vjo = V[j, o]
                 ao = acc[o]
                 for b in range(TILE):
                     ao[b] += vjo * s[b]
+            if want_jac:
+                for o in range(kout):
+                    for a in range(kin):
+                        vu = V[j, o] * U[j, a]
+                        jr = jac[o * kin + a]
+                        for b in range(TILE):
+                            jr[b] += vu * ds[b]
+
+
+@njit(cache=True, error_model="numpy")
+def _backward_jac(jac, Gt, acc, kin, kout):
+    """acc (k_in, TILE) = Σ_o g_o · jac[o·k_in + a] (the Jacobian of :func:`_forward_tile`)."""
+    for a in range(kin):
+        ja = jac[a]
+        g0 = Gt[0]
+        aa = acc[a]
+        for b in range(TILE):
+            aa[b] = g0[b] * ja[b]
+        for o in range(1, kout):
+            jo = jac[o * kin + a]
+            go = Gt[o]
+            for b in range(TILE):
+                aa[b] += go[b] * jo[b]
 
 
 @njit(cache=True, error_model="numpy")
@@ -232,6 +276,16 @@ def _sample_item(b, t, theta, layouts, scales, offb, XT, Y, didx, psi, loss, low
     acc = np.empty((kmax, TILE), dtype=dtype)
     z = np.empty(TILE, dtype=dtype)
     s = np.empty(TILE, dtype=dtype)
+    ds = np.empty(TILE, dtype=dtype)
+    # narrow blocks that back-propagate get their Jacobian in the forward pass
+    jrow = np.full(L, -1, dtype=np.int64)
+    nj = 0
+    if mode == VELOCITY:
+        for l in range(lowest[b] + 1, L):
+            if lay[l, KIN] * lay[l, KOUT] <= JAC_MAX:
+                jrow[l] = nj
+                nj += lay[l, KIN] * lay[l, KOUT]
+    Jb = np.empty((max(nj, 1), TILE), dtype=dtype)
     _load_tile(X, b0, nb, Hb[0:d])
     for l in range(L):
         U, c, V = block_views(theta, lay, l)
@@ -239,7 +293,9 @@ def _sample_item(b, t, theta, layouts, scales, offb, XT, Y, didx, psi, loss, low
         kout = lay[l, KOUT]
         ri = 0 if l == 0 else d + lay[l - 1, ROW]
         ro = d + lay[l, ROW]
-        _forward_tile(U, c, V, lay[l, ACT], Hb[ri:ri + kin], acc, z, s)
+        j0 = max(jrow[l], 0)
+        _forward_tile(U, c, V, lay[l, ACT], Hb[ri:ri + kin], acc, z, s, ds,
+                      Jb[j0:j0 + kin * kout], jrow[l] >= 0)
         sc = scales[b, l]
         for o in range(kout):
             h = Hb[ro + o]
@@ -285,16 +341,18 @@ def _sample_item(b, t, theta, layouts, scales, offb, XT, Y, didx, psi, loss, low
     partial[b, t] = tot
     if mode == LOSS:
         return
-    ds = np.empty(TILE, dtype=dtype)
     q = np.empty(TILE, dtype=dtype)
     for l in range(L - 1, lowest[b], -1):  # g⁽ˡ⁻¹⁾ for every block above the lowest moving one
-        U, c, V = block_views(theta, lay, l)
         kin = lay[l, KIN]
         kout = lay[l, KOUT]
         ro = lay[l, ROW]
         rp = lay[l - 1, ROW]
-        _backward_tile(U, c, V, lay[l, ACT], Hb[d + rp:d + rp + kin], Gb[ro:ro + kout],
-                       acc, z, ds, q)
+        if jrow[l] >= 0:
+            _backward_jac(Jb[jrow[l]:jrow[l] + kin * kout], Gb[ro:ro + kout], acc, kin, kout)
+        else:
+            U, c, V = block_views(theta, lay, l)
+            _backward_tile(U, c, V, lay[l, ACT], Hb[d + rp:d + rp + kin], Gb[ro:ro + kout],
+                           acc, z, ds, q)
         sc = scales[b, l]
         for a in range(kin):
             g = Gb[rp + a]
@@ -375,6 +433,9 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
                 av[j] += (r0 * g0 + r1 * g1) + (r2 * g2 + r3 * g3)
                 accc[j] += (p0 + p1) + (p2 + p3)
                 au[j] += (p0 * x0 + p1 * x1) + (p2 * x2 + p3 * x3)
+    elif kout == 1 and act == RELU and want_s and want_d:  # a ReLU block into one feature
+        _velocity_relu_k1(UT, cT, VT[0], HinT, GT[0], Z, Q, xs, accu, accc, accv[0], nc, n,
+                          cc != 0.0, cu != 0.0)
     else:
         for b0 in range(0, n, 4):
             nb = min(4, n - b0)
@@ -465,6 +526,104 @@ def _velocity_chunk(U, c, V, act, HinT, GT, cu, cc, cv, VelU, Velc, VelV, j0):
             VelV[j0 + j, o] = cv * accv[o, j]
 
 
+
+
+@njit(cache=True, error_model="numpy")
+def _velocity_relu_k1(UT, cT, v0, HinT, g, Z, Q, xs, accu, accc, av, nc, n, want_c, want_u):
+    """The particle sums of :func:`_velocity_chunk` for a ReLU block with k_out = 1 (the
+    first block of an [RZG] network, a two-layer network), four samples per pass over
+    the particles: the four pre-activations in one pass (the general path's additions,
+    in its order), then σ, σ', q and the v and c sums in one fused pass, then the u sums.
+    The same expressions as the general path, so the same bits, in about a third of the
+    passes over the chunk."""
+    kin = UT.shape[0]
+    zero = np.zeros(1, dtype=UT.dtype)[0]  # typed: keeps float32 arithmetic in float32
+    one = np.ones(1, dtype=UT.dtype)[0]
+    z0, z1, z2, z3 = Z[0], Z[1], Z[2], Z[3]
+    q0, q1, q2, q3 = Q[0], Q[1], Q[2], Q[3]
+    for b0 in range(0, n, 4):
+        nb = min(4, n - b0)
+        for i in range(4):
+            for a in range(kin):
+                xs[i, a] = HinT[a, b0 + i] if i < nb else zero
+        g0 = g[b0] if nb > 0 else zero
+        g1 = g[b0 + 1] if nb > 1 else zero
+        g2 = g[b0 + 2] if nb > 2 else zero
+        g3 = g[b0 + 3] if nb > 3 else zero
+        for j in range(nc):
+            cj = cT[j]
+            z0[j] = cj
+            z1[j] = cj
+            z2[j] = cj
+            z3[j] = cj
+        a = 0
+        while a + 8 <= kin:
+            u0, u1, u2, u3 = UT[a], UT[a + 1], UT[a + 2], UT[a + 3]
+            u4, u5, u6, u7 = UT[a + 4], UT[a + 5], UT[a + 6], UT[a + 7]
+            for i in range(4):
+                zi = Z[i]
+                x0, x1, x2, x3 = xs[i, a], xs[i, a + 1], xs[i, a + 2], xs[i, a + 3]
+                x4, x5, x6, x7 = xs[i, a + 4], xs[i, a + 5], xs[i, a + 6], xs[i, a + 7]
+                for j in range(nc):
+                    zi[j] += ((u0[j] * x0 + u1[j] * x1) + (u2[j] * x2 + u3[j] * x3)) + \
+                             ((u4[j] * x4 + u5[j] * x5) + (u6[j] * x6 + u7[j] * x7))
+            a += 8
+        while a + 4 <= kin:
+            u0, u1, u2, u3 = UT[a], UT[a + 1], UT[a + 2], UT[a + 3]
+            x00, x01, x02, x03 = xs[0, a], xs[0, a + 1], xs[0, a + 2], xs[0, a + 3]
+            x10, x11, x12, x13 = xs[1, a], xs[1, a + 1], xs[1, a + 2], xs[1, a + 3]
+            x20, x21, x22, x23 = xs[2, a], xs[2, a + 1], xs[2, a + 2], xs[2, a + 3]
+            x30, x31, x32, x33 = xs[3, a], xs[3, a + 1], xs[3, a + 2], xs[3, a + 3]
+            for j in range(nc):
+                w0, w1, w2, w3 = u0[j], u1[j], u2[j], u3[j]
+                z0[j] += (w0 * x00 + w1 * x01) + (w2 * x02 + w3 * x03)
+                z1[j] += (w0 * x10 + w1 * x11) + (w2 * x12 + w3 * x13)
+                z2[j] += (w0 * x20 + w1 * x21) + (w2 * x22 + w3 * x23)
+                z3[j] += (w0 * x30 + w1 * x31) + (w2 * x32 + w3 * x33)
+            a += 4
+        while a < kin:
+            ua = UT[a]
+            x0, x1, x2, x3 = xs[0, a], xs[1, a], xs[2, a], xs[3, a]
+            for j in range(nc):
+                w = ua[j]
+                z0[j] += w * x0
+                z1[j] += w * x1
+                z2[j] += w * x2
+                z3[j] += w * x3
+            a += 1
+        for j in range(nc):
+            vj = v0[j]
+            y0, y1, y2, y3 = z0[j], z1[j], z2[j], z3[j]
+            r0 = max(y0, zero)
+            r1 = max(y1, zero)
+            r2 = max(y2, zero)
+            r3 = max(y3, zero)
+            p0 = (zero + vj * g0) * (one if y0 > zero else zero)
+            p1 = (zero + vj * g1) * (one if y1 > zero else zero)
+            p2 = (zero + vj * g2) * (one if y2 > zero else zero)
+            p3 = (zero + vj * g3) * (one if y3 > zero else zero)
+            av[j] += (r0 * g0 + r1 * g1) + (r2 * g2 + r3 * g3)
+            if want_c:
+                accc[j] += (p0 + p1) + (p2 + p3)
+            q0[j] = p0
+            q1[j] = p1
+            q2[j] = p2
+            q3[j] = p3
+        a = 0
+        while want_u and a + 2 <= kin:  # two coordinates per pass share the loads of q
+            x0, x1, x2, x3 = xs[0, a], xs[1, a], xs[2, a], xs[3, a]
+            y0, y1, y2, y3 = xs[0, a + 1], xs[1, a + 1], xs[2, a + 1], xs[3, a + 1]
+            aa = accu[a]
+            ab = accu[a + 1]
+            for j in range(nc):
+                aa[j] += (q0[j] * x0 + q1[j] * x1) + (q2[j] * x2 + q3[j] * x3)
+                ab[j] += (q0[j] * y0 + q1[j] * y1) + (q2[j] * y2 + q3[j] * y3)
+            a += 2
+        if want_u and a < kin:
+            x0, x1, x2, x3 = xs[0, a], xs[1, a], xs[2, a], xs[3, a]
+            aa = accu[a]
+            for j in range(nc):
+                aa[j] += (q0[j] * x0 + q1[j] * x1) + (q2[j] * x2 + q3[j] * x3)
 
 
 @njit(cache=True, error_model="numpy")

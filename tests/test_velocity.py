@@ -175,3 +175,27 @@ def test_fused_bottleneck_relu_path(freeze):
     for name, start, shape, trainable in net.groups():
         if not trainable:
             assert not np.any(V[start:start + int(np.prod(shape))]), name
+
+
+def test_narrow_blocks_back_propagate_through_their_jacobian():
+    """Blocks with k_in·k_out ≤ 4 back-propagate through the Jacobian the forward pass
+    accumulates, wider ones by a second pass over their particles: both in one network
+    (block 2: 2 → 3, second pass; blocks 3 and 4: 3 → 1 and 1 → 1, Jacobian), every
+    activation kind, against the autograd oracle."""
+    rng = np.random.default_rng(5)
+    net = mf.stack(5, [20, 17, 15, 13], [2, 3, 1], ["erf", "relu", "tanh", "relu"], seed=4)
+    X = rng.standard_normal((141, 5))
+    ds = mf.Dataset(X, np.cos(X[:, 1]))
+    L, V = mf.Objective(net, ds).velocity()
+    Lref, g = loss_and_grad(net, ds.X, ds.y)
+    Vref = -rate_vector(net) * g
+    assert L == pytest.approx(Lref, rel=1e-12)
+    assert np.max(np.abs(V - Vref)) <= 1e-12 * np.max(np.abs(Vref))
+    net2 = mf.stack(4, [16, 12, 10], [2, 2], ["sigmoid", "softplus", "erf"], seed=6)   # 2 → 2: k_in·k_out = 4
+    X = rng.standard_normal((77, 4))
+    ds = mf.Dataset(X, np.sin(X[:, 0]))
+    L, V = mf.Objective(net2, ds).velocity()
+    Lref, g = loss_and_grad(net2, ds.X, ds.y)
+    Vref = -rate_vector(net2) * g
+    assert L == pytest.approx(Lref, rel=1e-12)
+    assert np.max(np.abs(V - Vref)) <= 1e-12 * np.max(np.abs(Vref))
