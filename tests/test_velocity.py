@@ -199,3 +199,22 @@ def test_narrow_blocks_back_propagate_through_their_jacobian():
     Vref = -rate_vector(net2) * g
     assert L == pytest.approx(Lref, rel=1e-12)
     assert np.max(np.abs(V - Vref)) <= 1e-12 * np.max(np.abs(Vref))
+
+
+@pytest.mark.parametrize("d", [1, 3, 4, 8, 13])
+@pytest.mark.parametrize("freeze", [(), ("1.c",), ("1.u",), ("1.v",)])
+def test_fused_relu_particle_pass(d, freeze):
+    """The fused particle pass of a ReLU block into one feature (a two-layer network),
+    for input widths that hit its 8-, 4- and 1-coordinate passes, frozen parameters and a
+    sample count that is not a multiple of 4."""
+    rng = np.random.default_rng(d)
+    net = mf.Network([mf.Block(rng.standard_normal((37, d)), rng.standard_normal(37),
+                               rng.standard_normal((37, 1)), "relu",
+                               train=[p for p in "ucv" if f"1.{p}" not in freeze])])
+    X = rng.standard_normal((131, d))
+    ds = mf.Dataset(X, np.sin(X[:, 0]))
+    L, V = mf.Objective(net, ds).velocity()
+    Lref, g = loss_and_grad(net, ds.X, ds.y)
+    Vref = -rate_vector(net) * g * trainable_mask(net)
+    assert L == pytest.approx(Lref, rel=1e-12)
+    assert np.max(np.abs(V - Vref)) <= 1e-12 * np.max(np.abs(Vref))
