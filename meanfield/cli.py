@@ -438,6 +438,14 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:   # Ctrl-C outside the run loop (loading, compiling, writing)
         print("meanfield: interrupted", file=sys.stderr)
         code = 130
+    except ImportError:
+        if not _stop.requested():
+            raise
+        # the signal came while an extension module initialised: CPython turns the
+        # handler's KeyboardInterrupt into "ImportError: initialization failed" (seen
+        # with SIGTERM 0.3 s after the start, in CI)
+        print("meanfield: interrupted", file=sys.stderr)
+        code = 130
     except BrokenPipeError:   # `meanfield info RUN.h5 | head`: the reader left, stay quiet
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -445,3 +445,28 @@ def test_gap_sweep_on_a_full_disk_keeps_its_last_version_and_resumes(tmp_path):
     code, _, err = cli("gap", "--resume", out, "-q")
     assert code == 0, err
     assert open_gap(out).complete
+
+
+def test_a_signal_during_an_extension_import_is_an_interruption(monkeypatch, capsys):
+    """A SIGTERM that lands while an extension module initialises reaches the command line
+    as "ImportError: initialization failed" (CPython's wrapping of the handler's
+    KeyboardInterrupt; seen 0.3 s into a run): exit 130 and one line, no traceback. An
+    ImportError without a stop request is a real error and propagates."""
+    from meanfield import _stop, cli
+
+    def interrupted_import(args):
+        _stop.request()
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr(cli, "cmd_presets", interrupted_import)
+    monkeypatch.setattr(_stop, "REQUESTED", [False])
+    assert cli.main(["presets"]) == 130
+    assert capsys.readouterr().err.strip() == "meanfield: interrupted"
+
+    def broken_import(args):
+        raise ImportError("no module named nothing")
+
+    monkeypatch.setattr(_stop, "REQUESTED", [False])
+    monkeypatch.setattr(cli, "cmd_presets", broken_import)
+    with pytest.raises(ImportError):
+        cli.main(["presets"])
