@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,gap,perf,science,report} [options]``."""
+"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,load,gap,perf,science,report} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -38,6 +38,22 @@ def main(argv=None) -> int:
                     help="comma-separated subset of tiny,crossover,ensemble,moderate,busy")
     sm.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     sm.add_argument("--busy-child", action="store_true", help=argparse.SUPPRESS)
+    ld = sub.add_parser("load", help="the kernels beside 0, 1, 2, 4 busy neighbours and another "
+                        "meanfield process: slowdown against quiet, fair share, serial and JAX")
+    ld.add_argument("--sizes", default="tiny,w64,w256,d4-512,reference",
+                    help="comma-separated subset of tiny,w64,w256,d4-512,reference")
+    ld.add_argument("--loads", default="0,1,2,4,mf",
+                    help="comma-separated busy-loop neighbour counts, and mf (a meanfield "
+                    "neighbour); 0 (quiet) is the baseline of the ratios")
+    ld.add_argument("--configs", default="meanfield,spin-always",
+                    help="comma-separated subset of meanfield (the defaults) and spin-always "
+                    "(parallel above the threshold with spinning OpenMP threads, as before)")
+    ld.add_argument("--rounds", type=int, default=3, help="interleaved rounds per strategy")
+    ld.add_argument("--min-time", type=float, default=0.3, help="seconds per timing")
+    ld.add_argument("--out", metavar="DIR", help="also write load.json and load.md there "
+                    "(benchmarks/results publishes them in BENCHMARKS.md)")
+    ld.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    ld.add_argument("--child", choices=("meanfield", "jax"), help=argparse.SUPPRESS)
     gp = sub.add_parser("gap", help="width sweeps of two presets: rates, sweep time, overhead")
     gp.add_argument("--presets", default="teacher-2layer,relu-norm-3layer")
     gp.add_argument("--widths", default="16,32,...,4096")
@@ -95,6 +111,18 @@ def main(argv=None) -> int:
         from . import gap
         res = gap.run(args)
         return _publish(gap.report(res), res, args.json)
+    if args.cmd == "load":
+        from . import load
+        if args.child:
+            print(json.dumps(load.child(args.sizes.split(","), args.rounds, args.min_time, args.child)))
+            return 0
+        res = load.run(args)
+        text = load.report(res)
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            with open(os.path.join(args.out, "load.md"), "w") as f:
+                f.write("```\n" + text + "\n```\n")
+        return _publish(text, res, os.path.join(args.out, "load.json") if args.out else None)
     if args.cmd == "small":
         from . import small
         res = small.run(args)

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from . import _kernels as K
+from ._parallel import Schedule, parallel_threshold, policy, usable_threads
 from .activations import ACTIVATION_NAMES, act_numpy, activation_code
 from .init import Gaussian, Sphere, Zero, init_key
 
@@ -282,16 +283,17 @@ class Network:
         n = X.shape[0]
         XT = np.ascontiguousarray(X.T, dtype=self.dtype)[None]
         HT = np.empty((1, self.feature_rows, n), dtype=self.dtype)
-        import numba
-
-        from .objective import use_parallel
-
-        par = use_parallel(float(n * self.work_per_sample)) and numba.get_num_threads() > 1
+        schedule = _forward_schedule(float(n * self.work_per_sample))
         coef = np.zeros((1, self.L, 3))
-        K.evaluate(self.theta, self.layout[None], self.scales.astype(self.dtype)[None],
-                   np.full(1, -1, dtype=np.int64), XT, np.zeros((1, n), dtype=self.dtype),
-                   np.zeros(1, dtype=np.int64), 0, 0, coef, np.zeros(1), K.FORWARD, par, HT, HT,
-                   np.zeros((1, n), dtype=self.dtype), np.zeros((1, 1)), self.theta, np.zeros(1))
+        t = schedule.begin()
+        try:
+            K.evaluate(self.theta, self.layout[None], self.scales.astype(self.dtype)[None],
+                       np.full(1, -1, dtype=np.int64), XT, np.zeros((1, n), dtype=self.dtype),
+                       np.zeros(1, dtype=np.int64), 0, 0, coef, np.zeros(1), K.FORWARD, t > 0,
+                       HT, HT, np.zeros((1, n), dtype=self.dtype), np.zeros((1, 1)),
+                       self.theta, np.zeros(1))
+        finally:
+            schedule.end(t)
         return [HT[0, self.layout[l, K.ROW]:self.layout[l, K.ROW] + b.k_out].T.copy()
                 for l, b in enumerate(self.blocks)]
 
@@ -319,6 +321,21 @@ class Network:
         pre = h[:, 0] + (float(self.theta[self.off_b]) if self.has_out_bias else 0.0)
         f = np.clip(pre, 0.0, 1.0) if self.output == "clip01" else pre
         return (f, feats) if return_features else f
+
+
+_FORWARD_SCHEDULES: dict = {}
+
+
+def _forward_schedule(work: float) -> Schedule:
+    """The schedule of forward passes (:meth:`Network.features`) of about ``work``: one
+    per power of two of the work, shared by every network, rebuilt when the policy, the
+    threshold or the usable threads change."""
+    key = (int(math.log2(max(work, 1.0))), work >= parallel_threshold(), policy(),
+           usable_threads())
+    sch = _FORWARD_SCHEDULES.get(key)
+    if sch is None:
+        sch = _FORWARD_SCHEDULES[key] = Schedule(work, key[2], key[3])
+    return sch
 
 
 # ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 from solvers import Group
 
 from . import _kernels as K
+from ._parallel import PARALLEL_MIN_WORK, Schedule, parallel_threshold  # noqa: F401
 from .network import OUTPUTS, Network
 
 LOSSES = {"squared": K.SQUARED, "logistic": K.LOGISTIC}
@@ -70,13 +71,6 @@ class Stream:
         return Dataset(X, self.target(X))
 
 
-# Below this much work per evaluation (N × m × (k_in + k_out + 2), summed over blocks and
-# networks) the kernels run serially: a parallel launch costs more than it saves.
-# Measured with ``python -m benchmarks small`` (2 cores, 2 threads): serial was faster up
-# to 6.1e4 (19.0 against 21.1 us), parallel from 2.5e5 (42.1 against 49.3 us).
-PARALLEL_MIN_WORK = 1 << 17
-
-
 def signature(net) -> tuple:
     """What networks evaluated in one kernel call must share (widths, activations, data
     and frozen groups may differ)."""
@@ -84,19 +78,9 @@ def signature(net) -> tuple:
 
 
 def use_parallel(work: float) -> bool:
-    """Whether an evaluation of ``work`` (see :data:`PARALLEL_MIN_WORK`) is worth a
-    parallel launch (its threshold read from the environment now)."""
+    """Whether an evaluation of ``work`` (see :data:`PARALLEL_MIN_WORK`) may run in
+    parallel (its threshold read from the environment now)."""
     return work >= parallel_threshold()
-
-
-def parallel_threshold() -> int:
-    """Work per evaluation from which the kernels run in parallel (env
-    ``MEANFIELD_PARALLEL_MIN_WORK`` overrides the default :data:`PARALLEL_MIN_WORK`; read
-    when an objective is built or its data change)."""
-    import os
-
-    v = os.environ.get("MEANFIELD_PARALLEL_MIN_WORK")
-    return PARALLEL_MIN_WORK if not v else int(v)
 
 
 class _Plan:
@@ -156,8 +140,10 @@ class _Plan:
             self.F = np.zeros((B, n), dtype=dt)
             self.partial = np.zeros((B, (n + K.TILE - 1) // K.TILE))
             self.values = np.zeros(B)
-        self.parallel_work = self.work * n
-        self.parallel = use_parallel(self.parallel_work)
+        work = self.work * n
+        if getattr(self, "parallel_work", None) != work:
+            self.parallel_work = work
+            self.schedule = Schedule(work)
 
     def coefficients(self, scales) -> None:
         """Kernel coefficients −η · rate from the concatenated group time scales
@@ -171,14 +157,21 @@ class _Plan:
         self.coef_b[:] = -s[:, 3 * L] if self.n_groups > 3 * L else 0.0
         self._coef_key = key
 
-    def run(self, theta, vel, mode) -> np.ndarray:
-        """Evaluate (``mode``: K.FORWARD, K.LOSS or K.VELOCITY); returns the (B,) losses."""
-        import numba
+    @property
+    def parallel(self) -> bool:
+        """Whether the next evaluation runs the parallel kernels."""
+        return self.schedule.threads() > 0
 
-        par = self.parallel and numba.get_num_threads() > 1
-        K.evaluate(theta, self.layouts, self.scales, self.offb, self.XT, self.Y, self.didx,
-                   OUTPUTS[self.networks[0].output], self.loss, self.coef, self.coef_b, mode,
-                   par, self.HT, self.GT, self.F, self.partial, vel, self.values)
+    def run(self, theta, vel, mode) -> np.ndarray:
+        """Evaluate (``mode``: K.FORWARD, K.LOSS or K.VELOCITY); returns the (B,) losses.
+        The thread count comes from the plan's :class:`~meanfield._parallel.Schedule`."""
+        t = self.schedule.begin()
+        try:
+            K.evaluate(theta, self.layouts, self.scales, self.offb, self.XT, self.Y, self.didx,
+                       OUTPUTS[self.networks[0].output], self.loss, self.coef, self.coef_b,
+                       mode, t > 0, self.HT, self.GT, self.F, self.partial, vel, self.values)
+        finally:
+            self.schedule.end(t)
         return self.values
 
 
