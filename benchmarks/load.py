@@ -17,8 +17,8 @@ evaluation (loss and every velocity, as in ``benchmarks small``) of
 - ``jax``: a JAX ``jit(value_and_grad)`` of the same loss, when JAX is installed (checked
   against meanfield's velocities first), in a process of its own.
 
-Configurations: ``meanfield`` (the shipped defaults: adaptive schedule, passive OpenMP
-wait) and ``spin-always`` (the behaviour before adaptive schedules: parallel above the
+Configurations: ``meanfield`` (the shipped defaults: adaptive schedule, OpenMP threads
+that spin briefly, ``GOMP_SPINCOUNT=10000``) and ``spin-always`` (the behaviour before adaptive schedules: parallel above the
 work threshold, libgomp's default spinning, ``GOMP_SPINCOUNT=300000``).
 
 Reported against the same size's quiet time: the slowdown; the fair-share slowdown

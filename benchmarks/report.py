@@ -83,7 +83,7 @@ def build() -> str:
     out += ["", "## 5. On a busy machine", "",
             "`python -m benchmarks load --out benchmarks/results`: five sizes beside 0, 1, 2 and 4 "
             "busy-loop processes and beside another meanfield process, the shipped defaults "
-            "(adaptive thread count, passive OpenMP wait) and the behaviour before them "
+            "(adaptive thread count, OpenMP threads that spin briefly) and the behaviour before them "
             "(`spin-always`), against the serial kernels and JAX under the same load.", ""]
     out += [load] if load else ["(no results yet)"]
     return "\n".join(x for x in out if x is not None) + "\n"

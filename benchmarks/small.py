@@ -243,16 +243,18 @@ def busy_child(args):
     print(json.dumps(out))
 
 
-# "omp" alone runs with the wait policy meanfield sets (passive); GOMP_SPINCOUNT=300000 is
-# libgomp's own default (spin, then sleep), what the omp layer did before
+# "omp" alone runs with the spin count meanfield sets (GOMP_SPINCOUNT=10000);
+# GOMP_SPINCOUNT=300000 is libgomp's own default, what the omp layer did before
 LAYERS = [("workqueue", {}), ("omp", {}), ("omp", {"GOMP_SPINCOUNT": "300000"}),
-          ("tbb", {})]
+          ("omp", {"OMP_WAIT_POLICY": "PASSIVE"}), ("tbb", {})]
 
 
 def busy_part(res):
     rows = []
     for layer, extra in LAYERS:
-        env = dict(os.environ, NUMBA_THREADING_LAYER=layer, **extra)
+        # this process imported meanfield, which set GOMP_SPINCOUNT: each row sets its own
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+        env.update(NUMBA_THREADING_LAYER=layer, **extra)
         # pip's tbb package puts libtbb in <prefix>/lib, outside the loader's path
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             p for p in (os.path.join(sys.prefix, "lib"), os.environ.get("LD_LIBRARY_PATH")) if p)

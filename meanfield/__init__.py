@@ -10,7 +10,7 @@ cheap: the command line installs its Ctrl-C handling before Numba and the kernel
 """
 from importlib import import_module
 
-from . import _parallel  # noqa: F401  (the OpenMP wait policy, before Numba starts a thread)
+from . import _parallel  # noqa: F401  (OpenMP's spinning, bounded before Numba starts a thread)
 
 __version__ = "0.2.0"
 

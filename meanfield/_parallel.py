@@ -24,10 +24,11 @@ Environment (read when a plan is built):
   thread above the threshold, the behaviour before adaptive schedules) or ``never``;
 - ``MEANFIELD_PARALLEL_MIN_WORK``: the threshold (default :data:`PARALLEL_MIN_WORK`).
 
-Importing this module also sets the OpenMP wait policy of Numba's ``omp`` threading
-layer to ``PASSIVE`` unless the environment sets ``OMP_WAIT_POLICY`` or
-``GOMP_SPINCOUNT`` itself: threads that spin at a barrier take the core from the very
-thread they wait for when the machine is busy.  It must run before Numba starts its
+Importing this module also bounds how long the OpenMP threads of Numba's ``omp``
+threading layer (GNU OpenMP) spin before they sleep, ``GOMP_SPINCOUNT`` =
+:data:`SPINCOUNT`, unless the environment sets ``OMP_WAIT_POLICY`` or
+``GOMP_SPINCOUNT`` itself: threads that spin long at a barrier take the core from the
+very thread they wait for when the machine is busy.  It must run before Numba starts its
 thread pool (``import meanfield`` imports it first); a process that started Numba's
 threads before importing meanfield keeps the policy it started with.
 """
@@ -44,8 +45,16 @@ PARALLEL_MIN_WORK = 1 << 17
 
 POLICIES = ("adaptive", "always", "never")
 
+# libgomp's threads spin this many times (about 0.05–0.5 ms) at a barrier or between
+# parallel regions before they sleep; its own default (300000) spins for tens of ms, and
+# on a busy machine that spinning takes the core from the very thread it waits for
+# (measured with ``python -m benchmarks load``: widths [64, 64] beside four busy
+# processes, 24 ms an evaluation with the default against 0.4 ms; sleeping at once,
+# OMP_WAIT_POLICY=PASSIVE, cost 15–30 % at moderate sizes on a quiet machine instead)
+SPINCOUNT = 10000
+
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["GOMP_SPINCOUNT"] = str(SPINCOUNT)
 
 
 def parallel_threshold() -> int:

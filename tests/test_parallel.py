@@ -41,16 +41,17 @@ def test_policies_and_threshold(monkeypatch):
         P.Schedule(BIG, "x", threads=2)
 
 
-def test_wait_policy_is_passive_unless_the_user_chose():
+def test_spinning_is_bounded_unless_the_user_chose():
     """Set by ``import meanfield`` before any Numba thread starts; a user's own
     OMP_WAIT_POLICY or GOMP_SPINCOUNT is left as it is."""
-    code = "import os, meanfield; print(os.environ.get('OMP_WAIT_POLICY'))"
+    code = ("import os, meanfield; "
+            "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     out = lambda e: subprocess.run([sys.executable, "-c", code], env=e, cwd=ROOT,  # noqa: E731
                                    capture_output=True, text=True, check=True).stdout.strip()
-    assert out(env) == "PASSIVE"
-    assert out(dict(env, OMP_WAIT_POLICY="ACTIVE")) == "ACTIVE"
-    assert out(dict(env, GOMP_SPINCOUNT="1000")) == "None"
+    assert out(env) == f"{P.SPINCOUNT} None"
+    assert out(dict(env, OMP_WAIT_POLICY="PASSIVE")) == "None PASSIVE"
+    assert out(dict(env, GOMP_SPINCOUNT="1000")) == "1000 None"
 
 
 class Machine:
