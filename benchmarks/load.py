@@ -134,6 +134,7 @@ def child(sizes, rounds: int, min_time: float, what: str = "meanfield") -> dict:
             row["default_threads"] = sch.current
             row["candidates"] = list(sch.candidates)
             row["switches"] = sch.switches
+            row["probes"] = sch.probes
         out[name] = row
     return out
 

@@ -299,4 +299,4 @@ class Schedule:
         est = ", ".join(f"{c}: {1e6 * e:.1f} us" if e is not None else f"{c}: -"
                         for c, e in self.estimate.items())
         return (f"Schedule(policy={self.policy!r}, current={self.current}, "
-                f"switches={self.switches}, estimates {{{est}}})")
+                f"switches={self.switches}, probes={self.probes}, estimates {{{est}}})")
