@@ -118,9 +118,11 @@ class Schedule:
 
     - periodically, on either side in turn, once the time spent since the last decision
       is ``1 / PROBE_SHARE`` times what the probe will cost;
-    - at once when two measurements in a row differ from the one the current candidate
+    - sooner when two measurements in a row differ from the one the current candidate
       was chosen on by more than ``DRIFT`` (the load changed): fewer threads when it got
-      slower, more when it got faster.
+      slower, more when it got faster, as soon as the probe costs at most
+      ``DRIFT_SHARE`` of the time since the last decision (so noise cannot make probing
+      expensive).
 
     The probed candidate takes over when its mean is below ``SWITCH_MARGIN`` times the
     current one's last, and then the next candidate in the same direction is probed at
@@ -133,7 +135,8 @@ class Schedule:
     MIN_SECONDS = 0.1     # and at least this much time (tens of scheduler time slices)
     PROBE_SHARE = 0.03    # at most this share of the time goes to periodic probes
     SWITCH_MARGIN = 0.9   # a probe must be this much faster to take over
-    DRIFT = 1.5           # two measurements this far from the last decision's: re-check now
+    DRIFT = 1.5           # two measurements this far from the last decision's: re-check now,
+    DRIFT_SHARE = 0.2     # if the probe costs at most this share of the time since then
 
     def __init__(self, work: float, policy_name: str | None = None, threads: int | None = None,
                  clock=time.perf_counter):
@@ -222,17 +225,27 @@ class Schedule:
             mean = self._take(threads)
             if mean > self.DRIFT * self._baseline or self.DRIFT * mean < self._baseline:
                 self._drift += 1
-                if self._drift >= 2:   # the load changed: fewer threads if slower, more if faster
-                    if not self._probe(-1 if mean > self._baseline else 1, forced=True):
-                        self._baseline = mean
-                        self._drift = 0
-                    return
             else:
                 self._drift = 0
-        est = self.estimate.get(self._neighbour(self._side))
-        cost = max(self.MIN_SECONDS, self.MIN_CALLS * (est if est is not None else seconds))
-        if self._spent * self.PROBE_SHARE >= cost:
+            if self._drift >= 2:   # the load changed: fewer threads if slower, more if faster
+                side = -1 if mean > self._baseline else 1
+                c = self._neighbour(side)
+                if c is None:
+                    self._baseline = mean
+                    self._drift = 0
+                elif self._spent * self.DRIFT_SHARE >= self._cost(c, seconds):
+                    self._probe(side, forced=True)
+                    return
+        c = self._neighbour(self._side)
+        if c is None:
+            c = self._neighbour(-self._side)
+        if self._spent * self.PROBE_SHARE >= self._cost(c, seconds):
             self._probe(self._side, forced=False)
+
+    def _cost(self, c, seconds) -> float:
+        """What a probe of candidate c will cost (its last estimate, or this call's time)."""
+        est = self.estimate[c]
+        return max(self.MIN_SECONDS, self.MIN_CALLS * (est if est is not None else seconds))
 
     def _add(self, c, seconds) -> bool:
         """Add a call's time to candidate c's measurement; True once it is complete."""

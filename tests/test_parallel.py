@@ -209,3 +209,26 @@ def test_features_follow_the_policy(monkeypatch):
         for _ in range(3):
             outs.append(hashlib.sha256(net(X).tobytes()).hexdigest())
     assert len(set(outs)) == 1
+
+
+def test_noisy_load_keeps_probing_cheap():
+    """A machine whose speed jumps by ±40 % every 50 ms (for every candidate alike):
+    drift-triggered probes must not make the worse candidate cost more than the two
+    probe shares together."""
+    rng = np.random.default_rng(0)
+    s = P.Schedule(BIG, "adaptive", threads=2)
+    base = {0: 100e-6, 2: 300e-6}
+    elapsed, factor, next_jump, worse = 0.0, 1.0, 0.05, 0.0
+    while elapsed < 60.0:
+        if elapsed >= next_jump:
+            factor = float(np.exp(0.4 * rng.standard_normal()))
+            next_jump += 0.05
+        t = s.threads()
+        sec = base[t] * factor
+        s.record(t, sec)
+        elapsed += sec
+        if t == 2 and elapsed > 1.0:
+            worse += sec
+    assert s.current == 0
+    assert worse / elapsed <= P.Schedule.PROBE_SHARE + P.Schedule.DRIFT_SHARE
+    assert worse / elapsed <= 0.1
