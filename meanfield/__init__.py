@@ -35,10 +35,10 @@ _EXPORTS = {
     "GapResult": "discretization",
 }
 _MODULES = ("closed_forms", "data", "init", "targets", "config", "experiment", "distances",
-            "discretization", "network", "objective", "store", "activations", "registry",
-            "train", "plots", "cli")
+            "discretization", "limit", "network", "objective", "store", "activations",
+            "registry", "train", "plots", "cli")
 
-__all__ = ["__version__", *_MODULES[:8], *_EXPORTS]
+__all__ = ["__version__", *_MODULES[:9], *_EXPORTS]
 
 
 def __getattr__(name):

@@ -1,0 +1,213 @@
+"""The exact limit of rotation-invariant problems (meanfield/limit.py, docs/math.md §8):
+the closed forms against adaptive quadrature, the reduced velocities against a Monte
+Carlo of the full d-dimensional velocity field, the loss at t = 0 against an independent
+quadrature, the energy identity and the conservation law, refinement, and bad input."""
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, special, stats
+
+import meanfield as mf
+import solvers
+from meanfield import limit as LM
+
+
+def _above(g, d, tau):
+    """∫_τ^1 g(s) p_d(s) ds by scipy's quad with the algebraic weight of the density's
+    endpoint singularities ((1 − s)^n, n = (d − 3)/2; and (1 + s)^n when τ ≤ −1, else
+    that factor in the integrand)."""
+    n = (d - 3) / 2
+    if tau >= 1.0:
+        return 0.0
+    if tau <= -1.0:   # the whole interval: both endpoint singularities in the weight
+        val, _ = integrate.quad(g, -1.0, 1.0, weight="alg", wvar=(n, n), epsabs=1e-13,
+                                epsrel=1e-14, limit=200)
+    else:
+        val, _ = integrate.quad(lambda s: g(s) * (1 + s) ** n, tau, 1.0, weight="alg",
+                                wvar=(0.0, n), epsabs=1e-13, epsrel=1e-13, limit=200)
+    return val / special.beta(0.5, (d - 1) / 2)
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 8, 20, 64])
+def test_relu_averages_against_quadrature(d):
+    z = LM._beta_half(d)
+    assert z == pytest.approx(special.beta(0.5, (d - 1) / 2), rel=1e-14)
+    for a, c in [(1.0, 0.0), (2.0, 0.7), (0.5, -0.3), (3.0, -2.9), (1.0, 0.999), (0.7, -0.69),
+                 (0.0, 0.4), (0.0, -0.4), (1.0, 1.5), (1.0, -1.5), (5.0, 0.01)]:
+        A0, A1, A2 = LM.relu_averages(a, c, d, z)
+        tau = -c / a if a > 0 else (-np.inf if c > 0 else np.inf)   # σ'(as + c) = 1{s > τ}
+        q0 = _above(lambda s: a * s + c, d, tau)
+        q1 = _above(lambda s: 1.0, d, tau)
+        q2 = _above(lambda s: s, d, tau)
+        assert abs(A0 - q0) <= 1e-12 * max(1, abs(q0)), (a, c)
+        assert abs(A1 - q1) <= 1e-12, (a, c)
+        assert abs(A2 - q2) <= 1e-12, (a, c)
+
+
+def test_relu_averages_against_the_beta_function():
+    """P(s > τ) = 1 − I_{(1+τ)/2}((d−1)/2, (d−1)/2) (scipy's regularised incomplete beta)."""
+    for d in (2, 3, 6, 9, 33, 64):
+        z = LM._beta_half(d)
+        for tau in np.linspace(-0.99, 0.99, 23):
+            _, A1, _ = LM.relu_averages(1.0, -tau, d, z)
+            ref = 1 - special.betainc((d - 1) / 2, (d - 1) / 2, (1 + tau) / 2)
+            assert abs(A1 - ref) <= 2e-15, (d, tau)
+
+
+@pytest.mark.parametrize("law", [mf.data.Gaussian(5, 0.7), mf.data.Ball(5, 2.0),
+                                 mf.SafranLeeDPrime(5), mf.Radial(5, stats.gamma(2.0))])
+def test_norm_rule_against_the_law(law):
+    """E ρ² and E ρ by the rule against closed forms or scipy, and the quantile function
+    against the law's own CDF."""
+    rho, w = LM.norm_rule(law, 40, kinks=(1.0,))
+    assert w.sum() == pytest.approx(1.0, abs=1e-14)
+    Q, _, _ = LM.norm_quantile(law)
+    p = np.linspace(0.01, 0.99, 17)
+    assert np.allclose(law.norm_cdf(Q(p)), p, atol=1e-12)
+    m2 = {mf.data.Gaussian: 5 * 0.49, mf.data.Ball: 5 / 7 * 4.0, mf.SafranLeeDPrime: 2.0,
+          mf.Radial: 6.0}[type(law)]
+    assert float(w @ rho ** 2) == pytest.approx(m2, rel=1e-13)
+
+
+def _limit(d=6, **kw):
+    law = mf.Radial(d, stats.uniform(0.5, 1.5))   # ‖x‖ ~ U[0.5, 2]: no mass at 0
+    kw.setdefault("nodes", 10)
+    kw.setdefault("norm_nodes", 40)
+    return law, LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), **kw)
+
+
+def test_reduced_velocities_against_monte_carlo_of_the_full_field():
+    """For a node θ = (r, c, v), the full velocity of u = r e₁ is −η v E_x[e(x) σ'(u·x + c) x]
+    with the (radial) residual of the limit; its e₁ component is ṙ and the others vanish.
+    Monte Carlo over x ∈ R^d, within 4 standard errors."""
+    d = 6
+    law, lim = _limit(d, out_bias=True, nodes=6)
+    y = lim.y0.copy()
+    y[-1] = 0.3                               # an output bias, so e is not just −g
+    _, V = lim.velocity(y)
+    r, c, v, b = lim.split(y)
+    rng = np.random.default_rng(5)
+    X = law.sample(200_000, rng)
+    rho = np.linalg.norm(X, axis=1)
+    e = lim.profile(y, rho) - mf.ReluNorm(1.0).profile(rho)
+    n = lim.n
+    for i in (0, n // 3, n // 2, n - 1):
+        z = r[i] * X[:, 0] + c[i]
+        act = (z > 0).astype(float)
+        terms = {"r": -v[i] * e * act * X[:, 0], "c": -v[i] * e * act,
+                 "v": -e * np.maximum(z, 0.0), "u_perp": -v[i] * e * act * X[:, 1]}
+        got = {"r": V[i], "c": V[n + i], "v": V[2 * n + i], "u_perp": 0.0}
+        for k, t in terms.items():
+            se = t.std() / math.sqrt(t.size)
+            assert abs(t.mean() - got[k]) <= 4 * se + 1e-12, (i, k, t.mean(), got[k], se)
+    tb = -e
+    assert abs(tb.mean() - V[-1]) <= 4 * tb.std() / math.sqrt(tb.size)
+
+
+def test_loss_at_t0_against_an_independent_quadrature():
+    """v ~ N(0, 1) gives F = 0 and the loss ½ E g(ρ)² exactly.  With v ≡ 1, F(ρ) = E ReLU(u·x + c)
+    over u ~ N(0, I/d), c ~ N(0, 1) in the original coordinates: u·x + c ~ N(0, ρ²/d + 1),
+    whose ReLU has mean σ/√(2π).  The limit's F and loss converge to that and to scipy's
+    quadrature of the loss as the initial-law rule is refined (algebraically: A0 has
+    kinks of order (d − 1)/2 at c = ±rρ, which no fixed rule follows); at ρ = 0 the
+    split rule of c makes F exact."""
+    d = 5
+    law = mf.Radial(d, stats.uniform(0.0, 2.0))
+    lim = LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), nodes=10, norm_nodes=40)
+    # ½ E (1 − ρ)₊² with ρ ~ U[0, 2] = ½ · ½ ∫_0^1 (1 − ρ)² dρ = 1/12
+    assert lim.loss(lim.y0) == pytest.approx(1 / 12, rel=1e-14)
+
+    def F(rho):
+        return math.sqrt(rho * rho / d + 1.0) / math.sqrt(2 * math.pi)
+
+    ref, _ = integrate.quad(lambda p: 0.5 * (F(2 * p) - max(1 - 2 * p, 0.0)) ** 2, 0, 1,
+                            points=[0.5], epsabs=1e-15, epsrel=1e-14)
+    grid = (0.3, 1.0, 1.7)
+    errs = []
+    for n in (5, 10, 20):
+        lim = LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), nodes=n, norm_nodes=40,
+                               v_init=mf.init.Constant(1.0))
+        assert lim.profile(lim.y0, 0.0)[0] == pytest.approx(F(0.0), rel=1e-14)
+        errs.append((max(abs(lim.profile(lim.y0, r)[0] / F(r) - 1) for r in grid),
+                     abs(lim.loss(lim.y0) / ref - 1)))
+    assert errs[0][0] > errs[1][0] > errs[2][0] and errs[2][0] < 1e-5
+    assert errs[0][1] > errs[2][1] and errs[2][1] < 1e-5
+
+
+def test_energy_identity_and_conservation():
+    law, lim = _limit(5)
+    L0, V = lim.velocity()
+    # −dL/dt = Σ w |V|² / η, against a centred finite difference along the flow
+    h = 1e-5
+    dL = (lim.loss(lim.y0 + h * V) - lim.loss(lim.y0 - h * V)) / (2 * h)
+    assert -dL == pytest.approx(lim.dissipation(V), rel=1e-7)
+    # v² − r² − c² per node: conserved by the exact flow, Euler drifts by O(dt²) per step
+    drift = []
+    for dt in (0.02, 0.01):
+        st = solvers.solve(lim, lim.y0, method="euler", dt=dt, stop=solvers.Stop(t_end=1.0))
+        drift.append(np.max(np.abs(lim.conserved(st.y) - lim.conserved(lim.y0))))
+    assert drift[1] < 0.6 * drift[0]          # first order in dt over a fixed time
+    st = solvers.solve(lim, lim.y0, method="rk4", dt=0.02, stop=solvers.Stop(t_end=1.0))
+    assert np.max(np.abs(lim.conserved(st.y) - lim.conserved(lim.y0))) < 1e-7
+
+
+def test_refinement_converges():
+    """The loss and F along the flow change less and less as both rules are refined."""
+    d = 5
+    law = mf.Radial(d, stats.uniform(0.5, 1.5))
+    out = []
+    for nodes, nn in ((4, 8), (8, 12), (16, 16)):
+        lim = LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), nodes=nodes, norm_nodes=nn)
+        st = solvers.solve(lim, lim.y0, method="rk4", dt=0.1, stop=solvers.Stop(t_end=1.0))
+        grid = np.linspace(0.5, 2.0, 31)
+        out.append((lim.loss(st.y), lim.profile(st.y, grid)))
+    e1 = abs(out[1][0] - out[0][0]), np.max(np.abs(out[1][1] - out[0][1]))
+    e2 = abs(out[2][0] - out[1][0]), np.max(np.abs(out[2][1] - out[1][1]))
+    assert e2[0] < 0.25 * e1[0] and e2[1] < 0.25 * e1[1]
+    assert e2[1] < 1e-4
+
+
+def test_the_limit_moves_like_a_wide_network():
+    """One Euler step of the limit against one of a wide particle network trained on a
+    large sample of the same law, both from the same initial law: F after the step."""
+    d = 4
+    law = mf.Radial(d, stats.uniform(0.5, 1.5))
+    lim = LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), nodes=20, norm_nodes=60)
+    st = solvers.solve(lim, lim.y0, method="euler", dt=0.5, stop=solvers.Stop(steps=4))
+    m, N = 20_000, 20_000
+    net = mf.two_layer(d, m, seed=3)
+    X = law.sample(N, 4)
+    obj = mf.Objective(net, mf.Dataset(X, mf.ReluNorm(1.0)(X)))
+    th = net.theta.copy()
+    out = np.empty_like(th)
+    sc = obj.default_scales()
+    for _ in range(4):
+        obj(th, out, sc, 0)
+        th += 0.5 * out
+    grid = np.linspace(0.6, 1.9, 8)
+    Xg = grid[:, None] * np.eye(d)[0]
+    f_net = net.with_theta(th)(Xg)
+    f_lim = lim.profile(st.y, grid)
+    # the steps moved F by about 0.08; a network of width m on N samples differs from
+    # the limit by fluctuations of order 1/√m + 1/√N ≈ 0.005 (0.001–0.006 measured for
+    # m = N = 10⁴ and 4·10⁴ and two seeds)
+    assert np.max(np.abs(f_lim - lim.profile(lim.y0, grid))) > 0.05
+    assert np.max(np.abs(f_net - f_lim)) < 0.015
+
+
+def test_bad_input_is_refused_with_the_reason():
+    d = 4
+    law = mf.Radial(d, stats.uniform(0.0, 2.0))
+    with pytest.raises(ValueError, match="radial target"):
+        LM.TwoLayerLimit(d, law, mf.targets.Teacher(mf.two_layer(d, 4)))
+    with pytest.raises(ValueError, match="rotation-invariant"):
+        LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), u_init=mf.init.Constant(1.0))
+    with pytest.raises(ValueError, match="EldanShamir has a heavy-tailed norm"):
+        LM.TwoLayerLimit(d, mf.EldanShamir(d), mf.ReluNorm(1.0))
+    with pytest.raises(ValueError, match="activation 'relu'"):
+        LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), activation="erf")
+    with pytest.raises(ValueError, match="SafranLeeD has a heavy-tailed norm"):
+        LM.TwoLayerLimit(d, mf.SafranLeeD(d), mf.ReluNorm(1.0))
+    with pytest.raises(ValueError, match="d = 3 but the network takes d = 4"):
+        LM.TwoLayerLimit(d, mf.Radial(3, stats.uniform(0.0, 2.0)), mf.ReluNorm(1.0))
