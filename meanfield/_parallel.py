@@ -110,9 +110,9 @@ class Schedule:
     candidate (small work, one usable thread, or a fixed policy) nothing is timed.
 
     Otherwise the schedule starts by running the candidates in turn, call by call, the
-    most threads first (the first call of each untimed: it starts the thread pool or warms the caches), each
-    until it has ``MIN_CALLS`` timed calls and ``MIN_SECONDS`` of them, and keeps the
-    one with the lowest mean time.  It then runs that one, measuring it the same way
+    most threads first (the first call of each untimed: it starts the thread pool or
+    warms the caches), each until it has ``MIN_CALLS`` timed calls and ``MIN_SECONDS``
+    of them, and keeps the one with the lowest mean time.  It then runs that one, measuring it the same way
     over and over, and re-times a neighbouring candidate (one step fewer or more
     threads) the same way:
 
@@ -126,9 +126,9 @@ class Schedule:
 
     The probed candidate takes over when its mean is below ``SWITCH_MARGIN`` times the
     current one's last, and then the next candidate in the same direction is probed at
-    once, so a change of load is followed in a few measurements.  Means over several scheduler time slices
-    (``MIN_SECONDS``) are what make the comparison meaningful on a busy machine, where
-    single calls of the parallel kernels vary by several times.
+    once, so a change of load is followed in a few measurements.  Means over several
+    scheduler time slices (``MIN_SECONDS``) are what make the comparison meaningful on a
+    busy machine, where single calls of the parallel kernels vary by several times.
     """
 
     MIN_CALLS = 3         # timed calls of a candidate, at least, per measurement
@@ -172,6 +172,13 @@ class Schedule:
         self._dir = 1          # where the last probe went (+1: more threads)
         self._side = 1         # which neighbour the next periodic probe tries
         self._t0 = 0.0
+        self._restore = 0      # the thread count end() gives back (0: none was changed)
+
+    @property
+    def exploring(self) -> bool:
+        """True while candidates other than the current one are being timed (the start,
+        or a probe)."""
+        return bool(self._pending)
 
     @property
     def fixed(self) -> bool:
@@ -188,10 +195,14 @@ class Schedule:
         Numba's thread count for it where it is below the calling thread's, and starts
         the call's clock.  Pair with :meth:`end` (in a ``finally``) once it returns."""
         t = self.threads()
+        self._restore = 0
         if 0 < t < self._numba_threads:
             import numba
 
-            numba.set_num_threads(t)
+            cur = numba.get_num_threads()   # the caller's, restored by end()
+            if t < cur:
+                numba.set_num_threads(t)
+                self._restore = cur
         if len(self.candidates) > 1:
             self._t0 = self.clock()
         return t
@@ -201,10 +212,11 @@ class Schedule:
         thread count."""
         if len(self.candidates) > 1:
             self.record(threads, self.clock() - self._t0)
-        if 0 < threads < self._numba_threads:
+        if self._restore:
             import numba
 
-            numba.set_num_threads(self._numba_threads)
+            numba.set_num_threads(self._restore)
+            self._restore = 0
 
     def record(self, threads: int, seconds: float) -> None:
         """Report that a call with ``threads`` took ``seconds``."""
