@@ -107,7 +107,9 @@ class Schedule:
 
     Use ``t = schedule.begin()`` before a call and ``schedule.end(t)`` after it (or
     :meth:`threads` and :meth:`record` with a time measured elsewhere).  With one
-    candidate (small work, one usable thread, or a fixed policy) nothing is timed.
+    candidate (small work, one usable thread, or a fixed policy) nothing is timed.  An
+    adaptive schedule starts afresh when the caller's Numba thread count changes
+    (``numba.set_num_threads``), with the candidates that count allows.
 
     Otherwise the schedule starts by running the candidates in turn, call by call, the
     most threads first (the first call of each untimed: it starts the thread pool or
@@ -145,21 +147,29 @@ class Schedule:
         pol = policy() if policy_name is None else policy_name
         if pol not in POLICIES:
             raise ValueError(f"unknown schedule policy {pol!r}; expected one of {', '.join(POLICIES)}")
+        self._get_threads = numba.get_num_threads
         self._numba_threads = numba.get_num_threads()
         n = usable_threads() if threads is None else int(threads)
+        self.policy = pol
+        self.clock = clock
+        # adaptive above the threshold: follows the caller's Numba thread count too
+        self._adaptive = pol == "adaptive" and work >= parallel_threshold()
+        self._most = n
         if pol == "never" or work < parallel_threshold() or n < 2:
             cands = (0,)
         elif pol == "always":
             cands = (n,)
         else:
             cands = candidates(n)
-        self.policy = pol
-        self.candidates = cands
-        self.clock = clock
-        self.estimate = {c: None for c in cands}   # mean seconds per call, as last measured
-        self.current = cands[-1]
         self.switches = 0
         self.probes = 0
+        self._start(cands)
+
+    def _start(self, cands) -> None:
+        """Begin with these candidates: time each of them, then keep the fastest."""
+        self.candidates = cands
+        self.estimate = {c: None for c in cands}   # mean seconds per call, as last measured
+        self.current = cands[-1]
         self._measuring = list(cands) if len(cands) > 1 else []   # timed for a decision
         self._pending = self._measuring[::-1]       # of those, the ones still short of data
         self._turn = 0
@@ -194,6 +204,12 @@ class Schedule:
         """The thread count for the call about to start (0: serial kernels).  Sets
         Numba's thread count for it where it is below the calling thread's, and starts
         the call's clock.  Pair with :meth:`end` (in a ``finally``) once it returns."""
+        if self._adaptive:
+            nt = self._get_threads()
+            if nt != self._numba_threads:   # the caller changed Numba's thread count
+                self._numba_threads = nt
+                m = min(self._most, nt)
+                self._start(candidates(m) if m > 1 else (0,))
         t = self.threads()
         self._restore = 0
         if 0 < t < self._numba_threads:

@@ -232,3 +232,25 @@ def test_noisy_load_keeps_probing_cheap():
     assert s.current == 0
     assert worse / elapsed <= P.Schedule.PROBE_SHARE + P.Schedule.DRIFT_SHARE
     assert worse / elapsed <= 0.1
+
+
+def test_adaptive_schedule_follows_numba_set_num_threads():
+    """numba.set_num_threads(1) after the schedule was built: the next call runs the
+    serial kernels (nothing else is possible); back to the full count: it explores again."""
+    import numba
+
+    n = numba.get_num_threads()
+    if n < 2:
+        pytest.skip("needs 2 Numba threads")
+    s = P.Schedule(BIG, "adaptive", threads=2)
+    assert s.candidates == (0, 2)
+    try:
+        numba.set_num_threads(1)
+        t = s.begin()
+        s.end(t)
+        assert t == 0 and s.candidates == (0,)
+    finally:
+        numba.set_num_threads(n)
+    t = s.begin()
+    s.end(t)
+    assert s.candidates == (0, 2) and s.exploring
