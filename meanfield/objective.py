@@ -19,7 +19,7 @@ import numpy as np
 from solvers import Group
 
 from . import _kernels as K
-from ._parallel import PARALLEL_MIN_WORK, Schedule, parallel_threshold  # noqa: F401
+from ._parallel import Schedule
 from .network import OUTPUTS, Network
 
 LOSSES = {"squared": K.SQUARED, "logistic": K.LOGISTIC}
@@ -75,12 +75,6 @@ def signature(net) -> tuple:
     """What networks evaluated in one kernel call must share (widths, activations, data
     and frozen groups may differ)."""
     return (net.L, net.dims, net.output, net.dtype, net.has_out_bias)
-
-
-def use_parallel(work: float) -> bool:
-    """Whether an evaluation of ``work`` (see :data:`PARALLEL_MIN_WORK`) may run in
-    parallel (its threshold read from the environment now)."""
-    return work >= parallel_threshold()
 
 
 class _Plan:
