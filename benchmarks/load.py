@@ -102,19 +102,11 @@ def child(sizes, rounds: int, min_time: float, what: str = "meanfield") -> dict:
             fns["jax"] = run
             row["jax_velocity_rel_err"] = err
         else:
-            saved = os.environ.get("MEANFIELD_PARALLEL")
-            os.environ["MEANFIELD_PARALLEL"] = "never"
-            serial = rzg_objective(**p)
-            if saved is None:
-                os.environ.pop("MEANFIELD_PARALLEL")
-            else:
-                os.environ["MEANFIELD_PARALLEL"] = saved
-            os.environ["MEANFIELD_PARALLEL"] = "never"
-            again = rzg_objective(**p)
-            if saved is None:
-                os.environ.pop("MEANFIELD_PARALLEL")
-            else:
-                os.environ["MEANFIELD_PARALLEL"] = saved
+            from meanfield._parallel import Schedule
+
+            serial, again = rzg_objective(**p), rzg_objective(**p)
+            for o in (serial, again):   # the serial kernels, as MEANFIELD_PARALLEL=never
+                o._plan.schedule = Schedule(o._plan.parallel_work, "never")
             for k, o in (("default", obj), ("serial", serial), ("serial_again", again)):
                 th = o.network.theta.copy()
                 vel = np.empty_like(th)
@@ -180,7 +172,9 @@ def run(args) -> dict:
         if c not in CONFIGS:
             raise SystemExit(f"python -m benchmarks load: unknown configuration {c!r} "
                              f"(one of {', '.join(CONFIGS)})")
-    res = {"cores": cores(), "sizes": {s: SIZES[s] for s in sizes}, "loads": loads,
+    from .report import _machine
+
+    res = {"machine": _machine(), "cores": cores(), "sizes": {s: SIZES[s] for s in sizes}, "loads": loads,
            "configs": configs, "rounds": args.rounds, "min_time": args.min_time,
            "uptime_before": _uptime(), "results": {}}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -252,7 +246,8 @@ def summarise(res: dict) -> None:
 
 
 def report(res: dict) -> str:
-    lines = [f"{res['cores']} cores; median of {res['rounds']} interleaved rounds of >= "
+    lines = [f"{res.get('machine', 'machine not recorded')}",
+             f"{res['cores']} cores; median of {res['rounds']} interleaved rounds of >= "
              f"{res['min_time']} s per strategy; {res['seconds']:.0f} s",
              f"before: {res['uptime_before']}", f"after:  {res['uptime_after']}"]
     for c, by_load in res["results"].items():
