@@ -61,7 +61,15 @@ def parallel_threshold() -> int:
     """Work per evaluation from which the kernels may run in parallel (env
     ``MEANFIELD_PARALLEL_MIN_WORK`` overrides the default :data:`PARALLEL_MIN_WORK`)."""
     v = os.environ.get("MEANFIELD_PARALLEL_MIN_WORK")
-    return PARALLEL_MIN_WORK if not v else int(v)
+    if not v:
+        return PARALLEL_MIN_WORK
+    try:
+        out = int(v)
+    except ValueError:
+        out = -1
+    if out < 0:
+        raise ValueError(f"MEANFIELD_PARALLEL_MIN_WORK={v!r}: expected a whole number >= 0")
+    return out
 
 
 def policy() -> str:
@@ -70,6 +78,13 @@ def policy() -> str:
     if v not in POLICIES:
         raise ValueError(f"MEANFIELD_PARALLEL={v!r}: expected one of {', '.join(POLICIES)}")
     return v
+
+
+def check_environment() -> None:
+    """ValueError naming the variable when ``MEANFIELD_PARALLEL`` or
+    ``MEANFIELD_PARALLEL_MIN_WORK`` is set to something this module cannot use."""
+    policy()
+    parallel_threshold()
 
 
 def usable_threads() -> int:

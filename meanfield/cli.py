@@ -431,6 +431,12 @@ def main(argv=None) -> int:
         ap.print_help(sys.stderr)
         return 2
     try:
+        from . import _parallel
+
+        try:
+            _parallel.check_environment()
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         code = args.fn(args)
     except UsageError as e:
         print(f"meanfield: error: {e}", file=sys.stderr)

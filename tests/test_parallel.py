@@ -39,6 +39,26 @@ def test_policies_and_threshold(monkeypatch):
         P.Schedule(BIG, threads=2)
     with pytest.raises(ValueError, match="unknown schedule policy 'x'"):
         P.Schedule(BIG, "x", threads=2)
+    monkeypatch.setenv("MEANFIELD_PARALLEL", "adaptive")
+    monkeypatch.setenv("MEANFIELD_PARALLEL_MIN_WORK", "lots")
+    with pytest.raises(ValueError, match="MEANFIELD_PARALLEL_MIN_WORK='lots': expected a whole"):
+        P.Schedule(BIG, threads=2)
+    with pytest.raises(ValueError, match="MEANFIELD_PARALLEL_MIN_WORK='lots'"):
+        P.check_environment()
+
+
+@pytest.mark.parametrize("var,value", [("MEANFIELD_PARALLEL", "sometimes"),
+                                       ("MEANFIELD_PARALLEL_MIN_WORK", "-3")])
+def test_bad_environment_is_a_one_line_error(tmp_path, var, value):
+    """From the command line: exit 2, one line naming the variable, nothing written."""
+    out = tmp_path / "run.h5"
+    p = subprocess.run([sys.executable, "-m", "meanfield", "run", "--preset", "relu-norm-2layer",
+                        "-o", str(out)], env=dict(os.environ, **{var: value}), cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [p.stderr.strip()]
+    assert p.stderr.startswith(f"meanfield: error: {var}={value!r}")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_spinning_is_bounded_unless_the_user_chose():
