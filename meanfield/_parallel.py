@@ -14,9 +14,10 @@ candidates on the evaluations themselves and keeps the fastest:
 - above it the candidates are the serial kernels and the parallel ones with 2, 4, …
   and all the threads this process may use (``os.sched_getaffinity``, capped by
   Numba's thread count); the first calls try each in turn, then the fastest runs and the
-  others are re-timed from time to time, spending at most :attr:`Schedule.PROBE_SHARE`
-  of the time on them, so a change of load is followed within a fraction of a second
-  for small problems and a few seconds for the largest.
+  others are re-timed from time to time (:attr:`Schedule.PROBE_SHARE` of the time) and
+  when the time per call moves (at most :attr:`Schedule.DRIFT_SHARE`), so a change of
+  load is followed within about a second for small problems (tested on a simulated
+  machine) and within some tens of calls for the largest.
 
 Environment (read when a plan is built):
 
@@ -45,12 +46,13 @@ PARALLEL_MIN_WORK = 1 << 17
 
 POLICIES = ("adaptive", "always", "never")
 
-# libgomp's threads spin this many times (about 0.05–0.5 ms) at a barrier or between
-# parallel regions before they sleep; its own default (300000) spins for tens of ms, and
-# on a busy machine that spinning takes the core from the very thread it waits for
-# (measured with ``python -m benchmarks load``: widths [64, 64] beside four busy
-# processes, 24 ms an evaluation with the default against 0.4 ms; sleeping at once,
-# OMP_WAIT_POLICY=PASSIVE, cost 15–30 % at moderate sizes on a quiet machine instead)
+# libgomp's threads spin this many times (10⁴ pause instructions: an estimated 0.05–0.7 ms,
+# by the processor's pause latency) at a barrier or between parallel regions before they
+# sleep.  Its own default, 300000, spins 30 times longer, and on a busy machine that
+# spinning takes the core from the very thread it waits for: measured with every thread
+# forced (MEANFIELD_PARALLEL=always) beside four busy processes, widths [64, 64], 24.3 ms
+# an evaluation with libgomp's default against 0.42 ms with this count.  Sleeping at
+# once (OMP_WAIT_POLICY=PASSIVE) cost 15–30 % at moderate sizes on a quiet machine.
 SPINCOUNT = 10000
 
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
