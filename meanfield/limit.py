@@ -19,8 +19,10 @@ the limit is a flow of the law ν of (r, c, v) on R₊ × R × R:
 For ReLU the averages have closed forms (:func:`relu_averages`).  ν is discretised by a
 quadrature rule of its initial law (fixed weights, moving nodes) and E_ρ by a tanh–sinh
 rule of the norm law in its quantile variable, split at the target's kinks; the limit is then
-an ODE, a velocity field like any other for :mod:`solvers` (groups "1.r", "1.c", "1.v"
-and "out.b"), and its error is estimated by refining both rules
+an ODE, a velocity field like any other for :mod:`solvers` (groups "1.u", holding
+r = ‖u‖, "1.c", "1.v" and "out.b": the names of the network's groups, so stages that
+freeze or rescale them apply unchanged, and a norm-ball projection of "1.u" acts on r
+exactly as on u), and its error is estimated by refining both rules
 (:func:`refinement_error`).  Explicit Euler commutes with the reduction (the velocity
 of u is parallel to u), so at equal dt the reduced scheme is the m → ∞ limit of the
 particle scheme itself.
@@ -359,7 +361,7 @@ class TwoLayerLimit:
         self.bias = bool(bias)
         self.has_out_bias = bool(out_bias)
         n = self.n
-        names = ("1.r", "1.c", "1.v")
+        names = ("1.u", "1.c", "1.v")   # "1.u" holds r = ‖u‖ (the direction never moves)
         trains = ("u" in train, "c" in train and bias, "v" in train)
         self.groups = tuple(Group(nm, i * n, (n, 1), tr, key=(0, i))
                             for i, (nm, tr) in enumerate(zip(names, trains)))

@@ -211,3 +211,13 @@ def test_bad_input_is_refused_with_the_reason():
         LM.TwoLayerLimit(d, mf.SafranLeeD(d), mf.ReluNorm(1.0))
     with pytest.raises(ValueError, match="d = 3 but the network takes d = 4"):
         LM.TwoLayerLimit(d, mf.Radial(3, stats.uniform(0.0, 2.0)), mf.ReluNorm(1.0))
+
+
+def test_stages_address_the_groups_by_the_networks_names():
+    """A stage that freezes "1.u" keeps every r where it was; "1.c" and "1.v" move."""
+    law, lim = _limit(4, nodes=4)
+    st = solvers.solve(lim, lim.y0, method="euler", dt=0.1, stop=solvers.Stop(steps=3),
+                       schedule=[solvers.Stage(freeze=["1.u"])])
+    n = lim.n
+    assert np.array_equal(st.y[:n], lim.y0[:n])
+    assert not np.array_equal(st.y[n:], lim.y0[n:])
