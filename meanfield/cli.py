@@ -437,6 +437,10 @@ def main(argv=None) -> int:
             _parallel.check_environment()
         except ValueError as e:
             raise UsageError(str(e)) from None
+        out = getattr(args, "output", None)
+        if out is not None and not out.strip():   # an unset $OUT must not mean the default
+            raise UsageError(f"-o/--output is empty ({out!r}); give a path, or leave the option "
+                             "out for the default")
         code = args.fn(args)
     except UsageError as e:
         print(f"meanfield: error: {e}", file=sys.stderr)

@@ -470,3 +470,20 @@ def test_a_signal_during_an_extension_import_is_an_interruption(monkeypatch, cap
     monkeypatch.setattr(cli, "cmd_presets", broken_import)
     with pytest.raises(ImportError):
         cli.main(["presets"])
+
+
+def test_an_empty_output_path_is_not_the_default_name(tmp_path):
+    """`-o ''` (a script whose $OUT is unset) or whitespace: one line, exit 2, and the
+    files under the default names are untouched, with or without --force."""
+    cfg = config(tmp_path)
+    for name in ("meanfield-run.h5", "meanfield-gap.h5"):
+        (tmp_path / name).write_bytes(b"an earlier result")
+    before = files(tmp_path)
+    cases = [("run", cfg, "-o", "", "--force", "-q"), ("run", cfg, "-o", "  ", "-q"),
+             ("gap", cfg, "--widths", "4,8", "-o", "", "--force", "-q"),
+             ("plot", tmp_path / "meanfield-run.h5", "-o", "")]
+    for args in cases:
+        rc, _, err = cli(*args, cwd=tmp_path)
+        assert rc == 2, (args, err)
+        one_line(err, "-o/--output is empty")
+    assert files(tmp_path) == before
