@@ -341,10 +341,17 @@ def cmd_presets(args) -> int:
 
 
 # ----------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (no usage block before them), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"meanfield: error: {message} (see '{self.prog} --help')\n")
+
+
 def parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    ap = argparse.ArgumentParser(prog="meanfield", description="Mean-field networks: run, inspect "
+    ap = _Parser(prog="meanfield", description="Mean-field networks: run, inspect "
                                  "and plot Wasserstein gradient-flow experiments.")
     ap.add_argument("--version", action="version", version=f"meanfield {__version__}")
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")

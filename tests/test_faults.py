@@ -487,3 +487,14 @@ def test_an_empty_output_path_is_not_the_default_name(tmp_path):
         assert rc == 2, (args, err)
         one_line(err, "-o/--output is empty")
     assert files(tmp_path) == before
+
+
+def test_argument_errors_are_one_line(tmp_path):
+    """argparse's errors without its usage block: one line, exit 2, nothing written."""
+    for args, frag in [(("run", "--bogus"), "unrecognized arguments: --bogus"),
+                       (("nosuch",), "invalid choice: 'nosuch'"),
+                       (("gap", "--widths"), "argument --widths: expected one argument")]:
+        rc, _, err = cli(*args, cwd=tmp_path)
+        assert rc == 2, (args, err)
+        one_line(err, frag, "--help')")
+    assert list(tmp_path.iterdir()) == []
