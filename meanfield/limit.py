@@ -348,6 +348,7 @@ class TwoLayerLimit:
             raise ValueError(f"the data law has d = {law.d} but the network takes d = {d}")
         self.d = d
         self.law = law
+        self.law_description = norm_quantile(law)[2]
         self.g, self.kinks = target_profile(target)
         self.rho, self.wrho = norm_rule(law, norm_nodes, self.kinks)
         self.y_rho = self.g(self.rho)
@@ -370,6 +371,11 @@ class TwoLayerLimit:
         self.size = 3 * n + (1 if out_bias else 0)
         self.y0 = np.concatenate([r, c, v, [0.0] if out_bias else []])
         self._F = np.zeros_like(self.rho)
+
+    def __repr__(self) -> str:
+        return (f"TwoLayerLimit(d={self.d}, law={self.law_description}, kinks={self.kinks}, "
+                f"{self.n} nodes, {self.rho.size} norm nodes, bias={self.bias}, "
+                f"out_bias={self.has_out_bias})")
 
     # -- the state ------------------------------------------------------------------
     def split(self, y):

@@ -216,6 +216,9 @@ def test_bad_input_is_refused_with_the_reason():
 def test_stages_address_the_groups_by_the_networks_names():
     """A stage that freezes "1.u" keeps every r where it was; "1.c" and "1.v" move."""
     law, lim = _limit(4, nodes=4)
+    # 4 r × (4 + 4) c × 4 v nodes; two pieces of the norm rule (split at the kink) of 81
+    assert repr(lim) == ("TwoLayerLimit(d=4, law=Radial(scipy norm law), kinks=(1.0,), "
+                         "128 nodes, 162 norm nodes, bias=True, out_bias=False)")
     st = solvers.solve(lim, lim.y0, method="euler", dt=0.1, stop=solvers.Stop(steps=3),
                        schedule=[solvers.Stage(freeze=["1.u"])])
     n = lim.n
