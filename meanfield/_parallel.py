@@ -89,16 +89,20 @@ def check_environment() -> None:
     parallel_threshold()
 
 
+def available_cores() -> int:
+    """The cores this process may run on (``os.sched_getaffinity``; where that does not
+    exist, macOS and Windows, ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def usable_threads() -> int:
     """Threads a parallel pass may use: Numba's thread count for the calling thread,
-    capped by the CPUs this process may run on."""
+    capped by the cores this process may run on."""
     import numba
 
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:   # macOS, Windows
-        cpus = os.cpu_count() or 1
-    return max(1, min(numba.get_num_threads(), cpus))
+    return max(1, min(numba.get_num_threads(), available_cores()))
 
 
 def candidates(threads: int) -> tuple:
@@ -131,9 +135,9 @@ class Schedule:
     Otherwise the schedule starts by running the candidates in turn, call by call, the
     most threads first (the first call of each untimed: it starts the thread pool or
     warms the caches), each until it has ``MIN_CALLS`` timed calls and ``MIN_SECONDS``
-    of them, and keeps the one with the lowest mean time.  It then runs that one, measuring it the same way
-    over and over, and re-times a neighbouring candidate (one step fewer or more
-    threads) the same way:
+    of them, and keeps the one with the lowest mean time.  It then runs that one,
+    measuring it the same way over and over, and re-times a neighbouring candidate (one
+    step fewer or more threads) the same way:
 
     - periodically, on either side in turn, once the time spent since the last decision
       is ``1 / PROBE_SHARE`` times what the probe will cost;
@@ -165,6 +169,7 @@ class Schedule:
         if pol not in POLICIES:
             raise ValueError(f"unknown schedule policy {pol!r}; expected one of {', '.join(POLICIES)}")
         self._get_threads = numba.get_num_threads
+        self._set_threads = numba.set_num_threads
         self._numba_threads = numba.get_num_threads()
         n = usable_threads() if threads is None else int(threads)
         self.policy = pol
@@ -230,25 +235,21 @@ class Schedule:
         t = self.threads()
         self._restore = 0
         if 0 < t < self._numba_threads:
-            import numba
-
-            cur = numba.get_num_threads()   # the caller's, restored by end()
+            cur = self._get_threads()   # the caller's, restored by end()
             if t < cur:
-                numba.set_num_threads(t)
+                self._set_threads(t)
                 self._restore = cur
-        if len(self.candidates) > 1:
+        if not self.fixed:
             self._t0 = self.clock()
         return t
 
     def end(self, threads: int) -> None:
         """The call begun with :meth:`begin` returned: record its time, restore Numba's
         thread count."""
-        if len(self.candidates) > 1:
+        if not self.fixed:
             self.record(threads, self.clock() - self._t0)
         if self._restore:
-            import numba
-
-            numba.set_num_threads(self._restore)
+            self._set_threads(self._restore)
             self._restore = 0
 
     def record(self, threads: int, seconds: float) -> None:

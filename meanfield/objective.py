@@ -151,11 +151,6 @@ class _Plan:
         self.coef_b[:] = -s[:, 3 * L] if self.n_groups > 3 * L else 0.0
         self._coef_key = key
 
-    @property
-    def parallel(self) -> bool:
-        """Whether the next evaluation runs the parallel kernels."""
-        return self.schedule.threads() > 0
-
     def run(self, theta, vel, mode) -> np.ndarray:
         """Evaluate (``mode``: K.FORWARD, K.LOSS or K.VELOCITY); returns the (B,) losses.
         The thread count comes from the plan's :class:`~meanfield._parallel.Schedule`."""
