@@ -65,13 +65,6 @@ MF_NEIGHBOUR = (
 )
 
 
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _mean_time(fn, min_time: float, min_calls: int = 3) -> float:
     n, t0 = 0, time.perf_counter()
     while True:
@@ -172,9 +165,12 @@ def run(args) -> dict:
         if c not in CONFIGS:
             raise SystemExit(f"python -m benchmarks load: unknown configuration {c!r} "
                              f"(one of {', '.join(CONFIGS)})")
+    from meanfield._parallel import available_cores
+
     from .report import _machine
 
-    res = {"machine": _machine(), "cores": cores(), "sizes": {s: SIZES[s] for s in sizes}, "loads": loads,
+    res = {"machine": _machine(), "cores": available_cores(),
+           "sizes": {s: SIZES[s] for s in sizes}, "loads": loads,
            "configs": configs, "rounds": args.rounds, "min_time": args.min_time,
            "uptime_before": _uptime(), "results": {}}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .._parallel import available_cores
 from ..distances import mmd2, sliced_wasserstein2, wasserstein2
 from .coupling import COUPLINGS, member
 from .decomposition import decomposition
@@ -480,11 +481,6 @@ class DaskExecutor:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _check_executor(scheduler, workers):
