@@ -116,6 +116,10 @@ def main(argv=None) -> int:
         if args.child:
             print(json.dumps(load.child(args.sizes.split(","), args.rounds, args.min_time, args.child)))
             return 0
+        try:
+            load.selection(args)
+        except ValueError as e:   # an unknown size, load or configuration
+            ap.error(str(e))
         res = load.run(args)
         text = load.report(res)
         if args.out:

@@ -151,20 +151,27 @@ def stop_load(procs) -> None:
         p.wait()
 
 
-def run(args) -> dict:
+def selection(args):
+    """(sizes, loads, configurations) from the command line; ValueError naming an
+    unknown one."""
     sizes = [s for s in args.sizes.split(",") if s]
     loads = [x for x in args.loads.split(",") if x]
     configs = [c for c in args.configs.split(",") if c]
     for s in sizes:
         if s not in SIZES:
-            raise SystemExit(f"python -m benchmarks load: unknown size {s!r} (one of {', '.join(SIZES)})")
+            raise ValueError(f"unknown size {s!r} (one of {', '.join(SIZES)})")
     for x in loads:
         if x not in LOADS:
-            raise SystemExit(f"python -m benchmarks load: unknown load {x!r} (one of {', '.join(LOADS)})")
+            raise ValueError(f"unknown load {x!r} (one of {', '.join(LOADS)})")
     for c in configs:
         if c not in CONFIGS:
-            raise SystemExit(f"python -m benchmarks load: unknown configuration {c!r} "
+            raise ValueError(f"unknown configuration {c!r} "
                              f"(one of {', '.join(CONFIGS)})")
+    return sizes, loads, configs
+
+
+def run(args) -> dict:
+    sizes, loads, configs = selection(args)
     from meanfield._parallel import available_cores
 
     from .report import _machine
