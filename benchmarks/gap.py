@@ -44,10 +44,10 @@ def kernels_alone(cfg, opts, reps) -> dict:
     import solvers
 
     from meanfield.discretization import member
-    from meanfield.discretization.sweep import _experiment
+    from meanfield.discretization.options import reference_experiment
     from meanfield.objective import Objective
 
-    exp = _experiment(cfg, opts)
+    exp = reference_experiment(cfg, opts)
     steps = exp.stop.steps
     dt = exp.dt
     ref = Objective(exp.network, exp.train, loss=exp.loss)
@@ -67,7 +67,8 @@ def run(args) -> dict:
     import numba
 
     import meanfield as mf
-    from meanfield.cli import parse_widths, preset_text
+    from meanfield import presets
+    from meanfield.discretization import parse_widths
     from meanfield.plots import plot_gap
 
     os.makedirs(args.out, exist_ok=True)
@@ -76,7 +77,7 @@ def run(args) -> dict:
            "reference_width": args.reference_width, "presets": {}}
     for name in args.presets.split(","):
         path = os.path.join(args.out, f"gap-{name}.h5")
-        cfg = mf.experiment.load_config(preset_text(name), getattr(args, "overrides", ()))
+        cfg = mf.config.load_config(presets.text(name), getattr(args, "overrides", ()))
         steps = cfg["solver"]["steps"]
         every = args.every or max(1, steps // 10)
         t0 = time.perf_counter()

@@ -11,8 +11,7 @@ cheap: the command line installs its Ctrl-C handling before Numba and the kernel
 from importlib import import_module
 
 from . import _parallel  # noqa: F401  (OpenMP's spinning, bounded before Numba starts a thread)
-
-__version__ = "0.2.0"
+from ._version import __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -26,17 +25,18 @@ _EXPORTS = {
     "Stream": "objective", "BatchedObjective": "objective",
     "TARGETS": "targets", "BallIndicator": "targets", "RadialTarget": "targets",
     "ReluNorm": "targets", "Teacher": "targets",
-    "Run": "store", "RunFileError": "store", "open_run": "store",
+    "Run": "store", "RunFileError": "store",
     "History": "train", "TrainResult": "train", "train": "train",
     "Experiment": "experiment", "RunResult": "experiment", "drive": "experiment",
-    "resume": "experiment", "run": "experiment",
+    "open_run": "runs", "resume": "runs", "run": "runs", "from_config": "runs",
+    "load_config": "config",
     "Param": "registry", "Registry": "registry",
     "sweep": "discretization", "resume_sweep": "discretization", "open_gap": "discretization",
     "GapResult": "discretization",
 }
 _MODULES = ("closed_forms", "data", "init", "targets", "config", "experiment", "distances",
             "discretization", "limit", "network", "objective", "store", "activations",
-            "registry", "train", "plots", "cli")
+            "registry", "train", "plots", "cli", "runs", "record", "presets")
 
 __all__ = ["__version__", *_MODULES[:9], *_EXPORTS]
 

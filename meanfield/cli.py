@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import resources
 
 from . import _stop
+from . import presets as P
 
 DEFAULT_PRESET = "relu-norm-3layer"
 DEFAULT_OUT = "meanfield-run.h5"
@@ -25,41 +25,25 @@ class UsageError(Exception):
 
 
 # ----------------------------------------------------------------------------------
-# presets
+# run (a thin layer over meanfield.runs)
 # ----------------------------------------------------------------------------------
-def preset_names() -> list:
-    return sorted(p.name[:-5] for p in resources.files("meanfield.presets").iterdir()
-                  if p.name.endswith(".toml"))
+def _preset_text(name):
+    try:
+        return P.text(name)
+    except P.PresetError as e:
+        raise UsageError(str(e)) from None
 
 
-def preset_text(name: str) -> str:
-    if name not in preset_names():
-        raise UsageError(f"unknown preset {name!r}; `meanfield presets` lists them "
-                         f"({', '.join(preset_names())})")
-    return resources.files("meanfield.presets").joinpath(name + ".toml").read_text()
-
-
-def preset_description(text: str) -> str:
-    for line in text.splitlines():
-        if line.startswith("# description:"):
-            return line.split(":", 1)[1].strip()
-    return ""
-
-
-# ----------------------------------------------------------------------------------
-# run (a thin layer over meanfield.experiment)
-# ----------------------------------------------------------------------------------
 def _load_config(args):
     from pathlib import Path
 
     from . import config as C
-    from .experiment import load_config
 
     if args.config and args.preset:
         raise UsageError("give a CONFIG file or --preset, not both")
-    source = Path(args.config) if args.config else preset_text(args.preset or DEFAULT_PRESET)
+    source = Path(args.config) if args.config else _preset_text(args.preset or DEFAULT_PRESET)
     try:
-        return load_config(source, args.set)
+        return C.load_config(source, args.set)
     except C.ConfigError as e:
         raise UsageError(str(e)) from None
 
@@ -70,7 +54,7 @@ def _exists(out) -> UsageError:
 
 def cmd_run(args) -> int:
     from . import config as C
-    from . import experiment
+    from . import runs
 
     if args.resume:
         if args.config or args.preset or args.set or args.output:
@@ -86,15 +70,13 @@ def cmd_run(args) -> int:
     if not os.path.isdir(parent):
         raise UsageError(f"{out}: folder {parent} does not exist")
     try:
-        exp = C.build(cfg)
+        exp = runs.from_config(cfg)
     except C.ConfigError as e:
         raise UsageError(str(e)) from None
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"configuration: {e}") from None
     from .store import LockedError, RunWriteError
 
     try:
-        res = experiment.run(exp, out, overwrite=args.force, progress=not args.quiet)
+        res = runs.run(exp, out, overwrite=args.force, progress=not args.quiet)
     except RunWriteError as e:
         return _write_failed(args, e)
     except LockedError as e:
@@ -107,14 +89,12 @@ def cmd_run(args) -> int:
 
 
 def _resume(args) -> int:
-    from . import experiment
-    from .store import RunFileError
+    from . import runs
+    from .store import LockedError, RunFileError, RunWriteError
 
     path = args.resume
-    from .store import LockedError, RunWriteError
-
     try:
-        res = experiment.resume(path, progress=not args.quiet)
+        res = runs.resume(path, progress=not args.quiet)
     except RunWriteError as e:
         return _write_failed(args, e)
     except (RunFileError, LockedError) as e:
@@ -142,10 +122,10 @@ def _exit_now(code: int):
 
 
 def _summary(out, res) -> int:
-    from .store import open_run
+    from .store import Run
 
     final = res.state
-    with open_run(out) as r:
+    with Run(out) as r:
         print(f"{out}: {res.status}" + (f" ({res.message})" if res.message else ""))
         if final is not None:
             what = "last finite state: " if res.status == "diverged" else ""
@@ -158,38 +138,9 @@ def _summary(out, res) -> int:
 # ----------------------------------------------------------------------------------
 # gap: width sweeps (a thin layer over meanfield.discretization)
 # ----------------------------------------------------------------------------------
-def parse_widths(text: str) -> list:
-    """``16,32,64``; ``16,32,...,4096`` (a geometric grid: the ratio of the first two,
-    up to the last); per-block widths with ``:`` (``16:8,32:16``)."""
-    items = [t.strip() for t in text.split(",") if t.strip()]
-
-    def one(t):
-        try:
-            v = [int(x) for x in t.split(":")]
-        except ValueError:
-            raise UsageError(f"--widths: {t!r} is not a width (expected integers like 16 or 16:8)") from None
-        return v[0] if len(v) == 1 else v
-
-    if "..." in items:
-        i = items.index("...")
-        if i != 2 or len(items) != 4:
-            raise UsageError("--widths: write a geometric grid as A,B,...,Z (e.g. 16,32,...,4096)")
-        a, b, z = one(items[0]), one(items[1]), one(items[3])
-        if not all(isinstance(x, int) for x in (a, b, z)) or not 0 < a < b <= z:
-            raise UsageError("--widths: A,B,...,Z needs integers 0 < A < B <= Z")
-        out, w = [], a
-        while w <= z * (1 + 1e-9):
-            out.append(int(round(w)))
-            w *= b / a
-        if out[-1] != z:
-            raise UsageError(f"--widths: {z} is not on the grid {a}, {b}, … (ratio {b / a:g})")
-        return out
-    return [one(t) for t in items]
-
-
 def cmd_gap(args) -> int:
-    from .discretization import GapFileError, SweepError, resume_sweep, sweep
-    from .discretization.sweep import GapWriteError
+    from .discretization import (GapFileError, GapWriteError, SweepError, parse_widths,
+                                 resume_sweep, sweep)
 
     common = dict(scheduler=args.scheduler, workers=args.workers, progress=not args.quiet)
     try:
@@ -223,7 +174,8 @@ def cmd_gap(args) -> int:
 # info, plot, presets
 # ----------------------------------------------------------------------------------
 def _open(path):
-    from .store import RunFileError, open_run
+    from .runs import open_run
+    from .store import RunFileError
 
     try:
         return open_run(path)
@@ -285,7 +237,8 @@ def cmd_info(args) -> int:
         else:
             print(f"data: n_train={r.data['x'].shape[0]}, n_test={r.data['x_test'].shape[0]} "
                   "(a run made from Python: no stored configuration)")
-        print("seeds: " + ", ".join(f"{k} {v}" for k, v in r.seeds.items()))
+        print("seeds: " + ", ".join(f"{k} {'unknown' if v is None else v}"
+                                    for k, v in r.seeds.items()))
         print(f"rows: {r.n_series} series, {r.n_snapshots} snapshots")
         if r.n_series:
             i = r.n_series - 1
@@ -335,8 +288,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    for name in preset_names():
-        print(f"{name:20s} {preset_description(preset_text(name))}")
+    for name in P.names():
+        print(f"{name:20s} {P.description(P.text(name))}")
     return 0
 
 
@@ -349,7 +302,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     ap = _Parser(prog="meanfield", description="Mean-field networks: run, inspect "
                                  "and plot Wasserstein gradient-flow experiments.")

@@ -1,17 +1,16 @@
-"""Experiments: the one driver that runs and resumes them.
+"""Experiments and the one loop that drives them.
 
 An :class:`Experiment` is everything a run needs: the network, the data, the loss, the
 schedule, the solver settings, the noise seed and what to record.  It comes from a
-configuration (:meth:`Experiment.from_config`: a TOML file, its text or a dict) or is
-built in Python.  :func:`run` moves it through the solver loop into a recorder (an
-HDF5 run file, or memory); :func:`resume` finishes an interrupted run file.  The
-``meanfield`` command line, :func:`meanfield.train`, sweeps and the benchmarks all go
-through :func:`drive`, the loop itself.
+configuration (:func:`meanfield.from_config`: a TOML file, its text or a dict) or is
+built in Python.  :func:`drive` is the run loop itself: the ``meanfield`` command line,
+:func:`meanfield.run` and :func:`meanfield.resume` (:mod:`meanfield.runs`),
+:func:`meanfield.train`, sweeps and the benchmarks all go through it; :func:`execute`
+runs an experiment into a recorder (:mod:`meanfield.record`).
 """
 from __future__ import annotations
 
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ import solvers
 from . import _stop
 from .network import Network
 from .objective import Dataset, Objective
+
 
 def request_stop() -> None:
     """Ask every running :func:`drive` loop to stop at its next state (what Ctrl-C does
@@ -44,6 +44,8 @@ class Experiment:
     loss : "squared" or "logistic";  seed : the Langevin noise seed
     record : what to record (keys of ``[record]``; missing keys take their defaults)
     config : the resolved configuration it was built from (None when built in Python)
+
+    The seeds a run records are :attr:`seeds`.
     """
 
     network: Network
@@ -68,20 +70,17 @@ class Experiment:
         rec.update(self.record)
         self.record = rec
 
-    @classmethod
-    def from_config(cls, source, overrides=()) -> "Experiment":
-        """Build from a configuration: a resolved or raw dict, a path to a TOML file, or
-        TOML text; ``overrides`` are ``--set`` strings (``"solver.dt=0.1"``)."""
-        from . import config as C
-
-        return C.build(load_config(source, overrides))
-
     @property
     def seeds(self) -> dict:
-        """The {"init", "data", "noise"} seeds (from the config; noise alone otherwise)."""
+        """The {"init", "data", "noise"} seeds that made this experiment: the
+        configuration's, or else the network's and the data's own (None where they are
+        not known: a network or data set made from arrays)."""
         if self.config is not None:
             return dict(self.config["seed"])
-        return {"init": 0, "data": 0, "noise": int(self.seed)}
+        data = self.train.seed
+        if self.test is not None and self.test.seed != data:
+            data = None
+        return {"init": self.network.seed, "data": data, "noise": int(self.seed)}
 
     def objective(self, member: int = 0) -> Objective:
         return Objective(self.network, self.train, loss=self.loss, member=member)
@@ -96,30 +95,6 @@ class Experiment:
     def solver_kwargs(self) -> dict:
         return {"method": self.method, "dt": self.dt, "rtol": self.rtol, "atol": self.atol,
                 "seed": self.seed, "schedule": self.schedule, "stop": self.stop}
-
-
-def load_config(source, overrides=()) -> dict:
-    """A resolved configuration from a dict, a path to a TOML file or TOML text."""
-    from . import config as C
-
-    if isinstance(source, dict):
-        return C.resolve(C.apply_overrides(source, overrides))
-    text = None
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
-                                           and source.endswith(".toml")):
-        try:
-            with open(source, "rb") as fh:
-                raw = fh.read()
-        except OSError as e:
-            raise C.ConfigError(f"{source}: cannot read ({e.strerror})") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise C.ConfigError(f"{source}: not UTF-8 text (byte {e.start}); a configuration "
-                                "is a UTF-8 TOML file") from None
-    else:
-        text = str(source)
-    return C.load(text, overrides)
 
 
 @dataclass
@@ -222,17 +197,15 @@ def drive(field, y0=None, *, hooks=(), progress: Progress | None = None, state=N
     return final, "complete", ""
 
 
-def _every(record: dict) -> int:
-    return math.gcd(math.gcd(record["series_every"], record["snapshot_every"]),
-                    record["checkpoint_every"])
-
-
-def _execute(exp: Experiment, rec, state, progress: bool, hooks):
+def execute(exp: Experiment, rec, state=None, progress: bool = False, hooks=()):
+    """Run ``exp`` into the recorder ``rec`` (from its initial network, or from the
+    solver ``state`` of a resumed run) and finish the record.  Returns (status, message,
+    last state, network at it, test loss there)."""
     obj = exp.objective()
     prog = Progress(exp.stop.steps, exp.stop.t_end, enabled=progress)
     final, status, msg = drive(obj, exp.network.theta if state is None else None,
                                hooks=(rec, *hooks), progress=prog, state=state,
-                               every=_every(exp.record), **exp.solver_kwargs())
+                               every=rec.every(), **exp.solver_kwargs())
     if status == "diverged":
         head = msg.split(";")[0]
         if final is not None:   # keep the last finite state in the record
@@ -246,62 +219,3 @@ def _execute(exp: Experiment, rec, state, progress: bool, hooks):
     test_fn = rec.test_loss   # the recorder's: one test objective per run
     test = float(test_fn(final.y)) if (test_fn is not None and final is not None) else math.nan
     return status, msg, final, net, test
-
-
-def run(experiment, path=None, *, overrides=(), overwrite: bool = False, progress: bool = False,
-        hooks=()) -> RunResult:
-    """Run an experiment (an :class:`Experiment` or a configuration, see
-    :func:`load_config`) to its end.
-
-    With ``path`` the run is recorded in an HDF5 run file (docs/format.md; an existing
-    file is replaced only with ``overwrite``, and only once the new file is valid),
-    otherwise in memory.  Ctrl-C stops the run cleanly (status "interrupted", the file
-    resumable); a divergence is recorded (status "diverged").
-    """
-    from .store import H5Recorder, MemoryRecorder
-
-    exp = experiment if isinstance(experiment, Experiment) else \
-        Experiment.from_config(experiment, overrides)
-    test_loss = exp.test_loss()
-    if path is None:
-        rec = MemoryRecorder(exp.network, exp.record, test_loss)
-    else:
-        from . import config as C
-
-        init = solvers.State(y=exp.network.theta.copy(), dt=float(exp.dt), seed=int(exp.seed),
-                             loss=math.nan)
-        rec = H5Recorder.create(path, network=exp.network, record=exp.record,
-                                config_text=C.dumps(exp.config) if exp.config is not None else "",
-                                seeds=exp.seeds, train=exp.train, test=exp.test,
-                                test_loss=test_loss, initial_state=init, overwrite=overwrite)
-    try:
-        status, msg, final, net, test = _execute(exp, rec, None, progress, hooks)
-    finally:
-        if path is not None:
-            rec.close()
-    return RunResult(status, msg, final, net, None if path is None else str(path), rec, test)
-
-
-def resume(path, *, progress: bool = False, hooks=()) -> RunResult:
-    """Finish an interrupted run file from its newest checkpoint.  Rows recorded after
-    the checkpoint are dropped and recorded again; the final particles equal those of an
-    uninterrupted run, bit for bit."""
-    from .store import H5Recorder, Run, RunFileError
-
-    with Run(path) as r:
-        if r.status == "complete":
-            raise RunFileError(f"{path}: the run is already complete")
-        if r.config is None:
-            raise RunFileError(f"{path}: a run made from Python stores no schedule or solver "
-                               "settings, so it cannot be resumed from the file alone")
-        from . import config as C
-
-        exp = C.build(r.config)
-    rec, state = H5Recorder.resume(path, exp.network, exp.record, exp.test_loss())
-    if progress:
-        print(f"resuming {path} at step {state.step} (t = {state.t:.6g})", file=sys.stderr)
-    try:
-        status, msg, final, net, test = _execute(exp, rec, state, progress, hooks)
-    finally:
-        rec.close()
-    return RunResult(status, msg, final, net, str(path), rec, test)

@@ -23,10 +23,10 @@ from . import _kernels as K
 from ._parallel import Schedule, parallel_threshold, policy, usable_threads
 from .activations import ACTIVATION_NAMES, act_numpy, activation_code
 from .init import Gaussian, Sphere, Zero, init_key
+from .layout import OUT_BIAS, PARAMS, group_name
 
 OUTPUTS = {"identity": K.PSI_IDENTITY, "clip01": K.PSI_CLIP01}
 SCALINGS = ("mf", "ntk")
-PARAMS = ("u", "c", "v")
 
 
 class Block:
@@ -99,6 +99,9 @@ class Network:
     out_bias : initial output bias b, or None for no bias
     train_out_bias : whether b moves
     dtype : float64 (default) or float32
+    seed : the initialisation seed whose keyed streams drew the particles (the
+        constructors below and configurations set it), or None when the parameters came
+        from elsewhere; a run records it as its init seed (unknown when None)
 
     Attributes
     ----------
@@ -107,7 +110,8 @@ class Network:
     """
 
     def __init__(self, blocks: Sequence[Block], output: str = "identity", scaling: str = "mf",
-                 out_bias: float | None = None, train_out_bias: bool = True, dtype=np.float64):
+                 out_bias: float | None = None, train_out_bias: bool = True, dtype=np.float64,
+                 seed: int | None = None):
         blocks = list(blocks)
         if not blocks:
             raise ValueError("a network needs at least one block")
@@ -128,6 +132,7 @@ class Network:
         self.output = output
         self.scaling = scaling
         self.dtype = dtype
+        self.seed = None if seed is None else int(seed)
         self.has_out_bias = out_bias is not None
         self.train_out_bias = bool(train_out_bias) and self.has_out_bias
 
@@ -234,9 +239,9 @@ class Network:
         for l, b in enumerate(self.blocks):
             shapes = {"u": (b.m, b.k_in), "c": (b.m, 1), "v": (b.m, b.k_out)}
             for p, col in zip(PARAMS, (K.OFF_U, K.OFF_C, K.OFF_V)):
-                out.append((f"{l + 1}.{p}", int(self.layout[l, col]), shapes[p], p in b.train))
+                out.append((group_name(l + 1, p), int(self.layout[l, col]), shapes[p], p in b.train))
         if self.has_out_bias:
-            out.append(("out.b", self.off_b, (1, 1), self.train_out_bias))
+            out.append((OUT_BIAS, self.off_b, (1, 1), self.train_out_bias))
         return out
 
     def copy(self) -> "Network":
@@ -263,7 +268,7 @@ class Network:
         blocks = [Block(b.u.copy(), b.c.copy(), b.v.copy(), b.activation, b.bias, b.train)
                   for b in self.blocks]
         return Network(blocks, self.output, self.scaling, self.out_bias, self.train_out_bias,
-                       dtype)
+                       dtype, seed=self.seed)
 
     def __repr__(self) -> str:
         return (f"Network(d={self.d}, widths={self.widths}, dims={self.dims}, "
@@ -361,7 +366,7 @@ def two_layer(d: int, m: int, activation: str = "relu", *, bias: bool = True,
     """
     blk = _block(seed, 1, m, d, 1, activation, bias, u_init or Gaussian(1 / math.sqrt(d)),
                  c_init or Gaussian(1.0), v_init or Gaussian(1.0))
-    return Network([blk], output=output, scaling=scaling, dtype=dtype)
+    return Network([blk], output=output, scaling=scaling, dtype=dtype, seed=seed)
 
 
 def rzg_three_layer(d: int, m1: int, m2: int, k: int = 1, activations=("relu", "relu"), *,
@@ -385,7 +390,7 @@ def rzg_three_layer(d: int, m1: int, m2: int, k: int = 1, activations=("relu", "
         raise ValueError(f"activations: expected 2 names, got {len(activations)}")
     b1 = _block(seed, 1, m1, d, k, activations[0], bias, defaults["1.u"], defaults["1.c"], defaults["1.v"])
     b2 = _block(seed, 2, m2, k, 1, activations[1], bias, defaults["2.u"], defaults["2.c"], defaults["2.v"])
-    return Network([b1, b2], output=output, scaling=scaling, dtype=dtype)
+    return Network([b1, b2], output=output, scaling=scaling, dtype=dtype, seed=seed)
 
 
 def sl_depth2(d: int, r: int, *, seed=0, dtype=np.float64) -> Network:
@@ -398,7 +403,7 @@ def sl_depth2(d: int, r: int, *, seed=0, dtype=np.float64) -> Network:
     """
     blk = _block(seed, 1, r, d, 1, "erf", True, Gaussian(0.5), Gaussian(0.5), Gaussian(1.0),
                  train=("v",))
-    return Network([blk], output="clip01", scaling="mf", dtype=dtype)
+    return Network([blk], output="clip01", scaling="mf", dtype=dtype, seed=seed)
 
 
 def sl_depth1(d: int, r: int, activation: str = "relu", *, seed=0, dtype=np.float64) -> Network:
@@ -408,7 +413,7 @@ def sl_depth1(d: int, r: int, activation: str = "relu", *, seed=0, dtype=np.floa
     Initialisation as the depth-2 learner: u ~ N(0, I/4), c ~ N(0, 1/4), v ~ N(0, 1).
     """
     blk = _block(seed, 1, r, d, 1, activation, True, Gaussian(0.5), Gaussian(0.5), Gaussian(1.0))
-    return Network([blk], output="identity", scaling="mf", out_bias=0.0, dtype=dtype)
+    return Network([blk], output="identity", scaling="mf", out_bias=0.0, dtype=dtype, seed=seed)
 
 
 def stack(d: int, widths: Sequence[int], bottlenecks: Sequence[int] = (), activations=None, *,
@@ -430,4 +435,4 @@ def stack(d: int, widths: Sequence[int], bottlenecks: Sequence[int] = (), activa
     blocks = [_block(seed, l + 1, widths[l], dims[l], dims[l + 1], activations[l], bias,
                      Gaussian(1 / math.sqrt(dims[l])), Gaussian(1.0), Gaussian(1.0))
               for l in range(L)]
-    return Network(blocks, output=output, scaling=scaling, dtype=dtype)
+    return Network(blocks, output=output, scaling=scaling, dtype=dtype, seed=seed)

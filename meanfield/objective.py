@@ -20,6 +20,7 @@ from solvers import Group
 
 from . import _kernels as K
 from ._parallel import Schedule
+from .layout import OUT_BIAS
 from .network import OUTPUTS, Network
 
 LOSSES = {"squared": K.SQUARED, "logistic": K.LOGISTIC}
@@ -33,9 +34,13 @@ def loss_code(name: str) -> int:
 
 
 class Dataset:
-    """A fixed sample: inputs ``X (N, d)`` and targets ``y (N,)``."""
+    """A fixed sample: inputs ``X (N, d)`` and targets ``y (N,)``.
 
-    def __init__(self, X, y):
+    ``seed``: the data seed the sample was drawn with, when known (a configuration's
+    ``seed.data``); a run records it as its data seed, and as unknown when it is None.
+    """
+
+    def __init__(self, X, y, seed: int | None = None):
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float)
         if X.ndim != 2 or X.shape[0] < 1:
@@ -45,6 +50,7 @@ class Dataset:
         if not (np.isfinite(X).all() and np.isfinite(y).all()):
             raise ValueError("X and y must be finite")
         self.X, self.y = X, y
+        self.seed = None if seed is None else int(seed)
 
     @property
     def n(self) -> int:
@@ -273,7 +279,7 @@ class Objective:
         for i, (g, eta) in enumerate(zip(self.groups, scales)):
             if eta == 0:
                 continue
-            rate = 1.0 if g.name == "out.b" else self._rates[i // 3]
+            rate = 1.0 if g.name == OUT_BIAS else self._rates[i // 3]
             v = g.view(velocity).astype(float)
             total += float(np.sum(v * v)) / (eta * rate)
         return total

@@ -5,6 +5,10 @@ import os
 
 import numpy as np
 
+from .config import make_target
+from .discretization.rates import bias_gaps, effective_widths
+from .layout import PARAMS, group_name
+
 
 def _plt():
     import matplotlib
@@ -54,8 +58,6 @@ def plot_run(run, outdir: str, snapshots=None) -> list:
     snaps = sorted({i % S for i in (snapshots if snapshots is not None else [0, S - 1])})
     tgt = run.config["target"]["kind"] if run.config is not None else None
     if tgt in ("relu-norm", "ball", "radial"):
-        from .config import make_target
-
         target = make_target(run.config)
         X = np.asarray(run.data["x_test"]) if run.data["x_test"].shape[0] else np.asarray(run.data["x"])
         X = X[:4000]
@@ -81,8 +83,8 @@ def plot_run(run, outdir: str, snapshots=None) -> list:
         fig, ax = plt.subplots(figsize=(6, 4))
         for l, b in enumerate(net.blocks):
             disp = np.zeros(S)
-            for p in "ucv":
-                rows = run.snapshots[f"{l + 1}.{p}"]
+            for p in PARAMS:
+                rows = run.snapshots[group_name(l + 1, p)]
                 first = np.asarray(rows[0]).reshape(b.m, -1)
                 for i in range(S):
                     disp[i] += np.sum((np.asarray(rows[i]).reshape(b.m, -1) - first) ** 2)
@@ -194,8 +196,6 @@ def plot_gap(res, outdir: str) -> list:
     the [RZG] bound over time for the reference and the narrowest and widest members.
     Returns the written paths.
     """
-    from .discretization.rates import bias_gaps
-
     plt = _plt()
     files = []
     o = res.options
@@ -207,8 +207,6 @@ def plot_gap(res, outdir: str) -> list:
     xname = "width m" if not res.rates else res.rates["function"]["x"]
     x = res.widths.astype(float)
     if res.rates:
-        from .discretization.rates import effective_widths
-
         x = effective_widths(res.widths, o.reference_width[0], o.coupling)
     x = x[done]
     panels = [("function gap ‖f_m − f_M‖", res.function[done], "function", "rms")]

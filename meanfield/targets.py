@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import ACTIVATIONS
+from .network import two_layer
 from .registry import Param, Registry
 
 
@@ -71,14 +73,10 @@ def _radial_profile(ctx, profile, r, freq, width):
 
 
 def _teacher(ctx, teacher_width, teacher_activation, teacher_seed):
-    from .network import two_layer
-
     return Teacher(two_layer(ctx["d"], teacher_width, teacher_activation, seed=teacher_seed))
 
 
 def _activations():
-    from .activations import ACTIVATIONS
-
     return tuple(ACTIVATIONS)
 
 

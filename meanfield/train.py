@@ -8,6 +8,7 @@ import numpy as np
 
 import solvers
 
+from .experiment import drive
 from .network import Network
 from .objective import Objective
 
@@ -45,8 +46,6 @@ def train(network: Network, data, *, loss: str = "squared", hooks=(), **solver_k
     to each hook.  On divergence :class:`solvers.DivergenceError` propagates, carrying the
     last finite state.
     """
-    from .experiment import drive
-
     obj = Objective(network, data, loss=loss)
     hist = History()
     y0 = network.theta if solver_kwargs.get("state") is None else None

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import meanfield as mf
 from meanfield import config as C
-from meanfield.cli import preset_names, preset_text
+from meanfield.presets import names as preset_names, text as preset_text
 
 TINY = """
 seed = 5

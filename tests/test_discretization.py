@@ -7,7 +7,7 @@ import pytest
 import meanfield as mf
 from meanfield import closed_forms as CF
 from meanfield import config as C
-from meanfield.cli import preset_text
+from meanfield.presets import text as preset_text
 from meanfield.discretization import coupling_gap, feature_gaps, function_gap, member
 
 

@@ -21,7 +21,8 @@ import h5py
 import numpy as np
 import pytest
 
-from meanfield.store import RunFileError, open_run
+from meanfield.runs import open_run
+from meanfield.store import RunFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = """

@@ -14,8 +14,9 @@ import pytest
 import meanfield as mf
 import solvers
 from meanfield import config as C
-from meanfield.cli import preset_names, preset_text
-from meanfield.store import RunFileError, open_run
+from meanfield.presets import names as preset_names, text as preset_text
+from meanfield.runs import open_run
+from meanfield.store import RunFileError
 from solvers import Langevin, Stage, Stop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,7 +247,7 @@ def test_run_in_memory_equals_run_to_file_and_train(tmp_path):
     with open_run(tmp_path / "r.h5") as r:
         assert np.array_equal(np.asarray(r.series["loss"]), np.array(mem.recorder.series["loss"]))
         assert r.network(-1).theta.tobytes() == mem.network.theta.tobytes()
-    exp = mf.Experiment.from_config(cfg)
+    exp = mf.from_config(cfg)
     tr = mf.train(exp.network, exp.train, method="heun", dt=0.2, stop=Stop(steps=20))
     assert tr.state.y.tobytes() == mem.state.y.tobytes()
 

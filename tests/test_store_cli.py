@@ -13,7 +13,8 @@ import pytest
 import meanfield as mf
 import solvers
 from meanfield import cli, config as C
-from meanfield.store import FORMAT_VERSION, MemoryRecorder, RunFileError, open_run
+from meanfield.runs import open_run
+from meanfield.store import FORMAT_VERSION, MemoryRecorder, RunFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """

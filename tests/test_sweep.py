@@ -13,7 +13,7 @@ import pytest
 
 import meanfield as mf
 from meanfield import cli
-from meanfield.cli import preset_names, preset_text
+from meanfield.presets import names as preset_names, text as preset_text
 from meanfield.discretization import GapFileError, SweepError, open_gap, resume_sweep, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def test_in_process_local_cluster_and_scheduler_are_bit_identical(tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     a, b, c = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"
     sweep(preset_text("relu-norm-3layer"), path=a, **SMALL)
-    from meanfield.discretization.sweep import available_cores
+    from meanfield._parallel import available_cores
 
     sweep(preset_text("relu-norm-3layer"), path=b, workers=min(2, available_cores()), **SMALL)
     _same_files(a, b)

@@ -11,6 +11,8 @@ key).  Three modules, one job each:
   through the registries of the Python API;
 - :mod:`.toml` — parsing, ``--set`` overrides, :func:`dumps` of resolved configurations.
 """
+import os
+
 from .build import (build, check_memory, context, estimate_memory, frozen_groups, make_data,
                     make_distribution, make_network, make_schedule, make_target)
 from .schema import METHODS, SEED_KEYS, ConfigError, resolve
@@ -22,7 +24,30 @@ def load(text: str, overrides=()) -> dict:
     return resolve(apply_overrides(parse_toml(text), overrides))
 
 
+def load_config(source, overrides=()) -> dict:
+    """A resolved configuration from a dict, a path to a TOML file (a ``PathLike``, or
+    a one-line string ending in ``.toml``) or TOML text, with ``--set`` style
+    ``overrides`` (``"solver.dt=0.1"``) applied.  ConfigError (one line) when invalid."""
+    if isinstance(source, dict):
+        return resolve(apply_overrides(source, overrides))
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
+                                           and source.endswith(".toml")):
+        try:
+            with open(source, "rb") as fh:
+                raw = fh.read()
+        except OSError as e:
+            raise ConfigError(f"{source}: cannot read ({e.strerror})") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{source}: not UTF-8 text (byte {e.start}); a configuration "
+                                "is a UTF-8 TOML file") from None
+    else:
+        text = str(source)
+    return load(text, overrides)
+
+
 __all__ = ["ConfigError", "METHODS", "SEED_KEYS", "apply_overrides", "build", "check_memory",
            "context", "estimate_memory",
-           "dumps", "dumps_raw", "frozen_groups", "load", "make_data", "make_distribution",
+           "dumps", "dumps_raw", "frozen_groups", "load", "load_config", "make_data", "make_distribution",
            "make_network", "make_schedule", "make_target", "parse_toml", "resolve"]

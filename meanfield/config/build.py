@@ -12,10 +12,16 @@ import math
 
 import numpy as np
 
+import solvers
+
 from ..data import DISTRIBUTIONS
+from ..experiment import Experiment
 from ..init import INIT_LAWS, Gaussian
-from ..network import PARAMS, Network, _block
+from ..layout import OUT_BIAS, PARAMS, group_name, group_names
+from ..network import Network, _block
+from ..objective import Dataset
 from ..targets import TARGETS
+from .schema import ConfigError
 
 
 def context(cfg: dict) -> dict:
@@ -40,14 +46,10 @@ def make_target(cfg: dict):
 
 def frozen_groups(cfg: dict) -> set:
     """Names of the groups ``model.freeze`` freezes for the whole run."""
-    import solvers
-
     m = cfg["model"]
     if not m["freeze"]:
         return set()
-    names = [f"{l + 1}.{p}" for l in range(len(m["widths"])) for p in PARAMS]
-    if m["out_bias"]:
-        names.append("out.b")
+    names = group_names(len(m["widths"]), m["out_bias"])
     groups = [solvers.Group(n, 0, (1, 1)) for n in names]
     return {groups[i].name for i in solvers.match_groups(groups, m["freeze"])}
 
@@ -65,23 +67,22 @@ def make_network(cfg: dict, widths=None) -> Network:
     for l in range(L):
         laws = {"u": Gaussian(1 / math.sqrt(dims[l])), "c": Gaussian(1.0), "v": Gaussian(1.0)}
         for p in PARAMS:
-            spec = mc["init"].get(f"{l + 1}.{p}")
+            spec = mc["init"].get(group_name(l + 1, p))
             if spec is not None:
                 entry = INIT_LAWS.entries[spec["law"]]
                 laws[p] = entry.make({}, {k: spec[k] for k in entry.params})
-        train = tuple(p for p in PARAMS if f"{l + 1}.{p}" not in frozen)
+        train = tuple(p for p in PARAMS if group_name(l + 1, p) not in frozen)
         blocks.append(_block(cfg["seed"]["init"], l + 1, widths[l], dims[l], dims[l + 1],
                              mc["activations"][l], mc["bias"], laws["u"], laws["c"], laws["v"],
                              train=train))
     return Network(blocks, output=mc["output"], scaling=mc["scaling"],
                    out_bias=0.0 if mc["out_bias"] else None,
-                   train_out_bias="out.b" not in frozen, dtype=mc["dtype"])
+                   train_out_bias=OUT_BIAS not in frozen, dtype=mc["dtype"],
+                   seed=cfg["seed"]["init"])
 
 
 def make_schedule(stages: list) -> list:
     """solvers.Stage objects of ``[[stages]]``."""
-    import solvers
-
     sched = []
     for s in stages:
         projs = []
@@ -100,17 +101,16 @@ def make_schedule(stages: list) -> list:
 
 def make_data(cfg: dict):
     """(train, test or None) samples of ``[data]`` and ``[target]``, from ``seed.data``."""
-    from ..objective import Dataset
-
     law = make_distribution(cfg)
     target = make_target(cfg)
     rng = np.random.default_rng([cfg["seed"]["data"], 1])
     X = law.sample(cfg["data"]["n_train"], rng)
-    train = Dataset(X, target(X))
+    seed = cfg["seed"]["data"]
+    train = Dataset(X, target(X), seed=seed)
     test = None
     if cfg["data"]["n_test"] > 0:
         Xt = law.sample(cfg["data"]["n_test"], rng)
-        test = Dataset(Xt, target(Xt))
+        test = Dataset(Xt, target(Xt), seed=seed)
     return train, test, target
 
 
@@ -149,8 +149,6 @@ def available_memory() -> int | None:
 
 def check_memory(cfg: dict) -> None:
     """Refuse (ConfigError) a run that cannot fit in the memory available."""
-    from .schema import ConfigError
-
     need, key = estimate_memory(cfg)
     avail = available_memory()
     if avail is not None and need > avail:
@@ -161,10 +159,6 @@ def check_memory(cfg: dict) -> None:
 def build(cfg: dict):
     """The :class:`~meanfield.experiment.Experiment` of a resolved configuration
     (ConfigError, before anything is allocated, when it cannot fit in memory)."""
-    import solvers
-
-    from ..experiment import Experiment
-
     check_memory(cfg)
     train, test, target = make_data(cfg)
     sv = cfg["solver"]

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 
+import solvers
+
 from ..activations import ACTIVATIONS
 from ..data import DISTRIBUTIONS
 from ..init import INIT_LAWS
+from ..layout import group_names
 from ..registry import REQUIRED
 from ..targets import TARGETS
 
@@ -357,14 +360,8 @@ def resolve(raw: dict) -> dict:
 
 def _check_groups(cfg: dict) -> None:
     """Group patterns in freeze / time_scales / projections must match real groups."""
-    import solvers
-
-    from ..network import PARAMS
-
     m = cfg["model"]
-    names = [f"{l + 1}.{p}" for l in range(len(m["widths"])) for p in PARAMS]
-    if m["out_bias"]:
-        names.append("out.b")
+    names = group_names(len(m["widths"]), m["out_bias"])
     groups = [solvers.Group(n, 0, (1, 1)) for n in names]
 
     def check(patterns, where):

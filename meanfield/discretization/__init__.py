@@ -10,18 +10,21 @@ mean-field limit (docs/math.md §3).
 - :mod:`.rates` — rates of the gaps in the width with bootstrap intervals over seeds
   (single networks and the seed-averaged function), Richardson extrapolation;
 - :mod:`.decomposition` — the [RZG] loss decomposition of two-block networks;
-- :mod:`.sweep` — width sweeps of an experiment configuration (in this process or on
-  Dask), :mod:`.gapfile` — their result and gap file.
+- :mod:`.options` — a sweep's options and their checks; :mod:`.result` — its result,
+  :class:`GapResult`; :mod:`.sweep` — width sweeps of an experiment configuration (in
+  this process or on Dask); :mod:`.gapfile` — the gap file.
 """
 from .coupling import COUPLINGS, Member, member
 from .measures import block_clouds, coupling_gap, feature_gaps, function_gap
 from .decomposition import Decomposition, decomposition, lipschitz_bound
-from .sweep import SweepError, SweepOptions, make_options, resume_sweep, sweep
-from .gapfile import GapFileError, GapResult, open_gap
+from .options import SweepError, SweepOptions, make_options, parse_widths
+from .result import GapResult
+from .gapfile import GapFileError, GapWriteError, open_gap
+from .sweep import resume_sweep, sweep
 from .rates import Extrapolation, RateFit, effective_widths, extrapolate, fit_bias_rate, fit_rate
 
 __all__ = ["COUPLINGS", "Member", "member", "block_clouds", "coupling_gap", "feature_gaps",
            "function_gap", "Extrapolation", "RateFit", "effective_widths", "extrapolate",
            "fit_bias_rate", "fit_rate", "Decomposition", "decomposition", "lipschitz_bound",
-           "SweepError", "SweepOptions", "make_options", "resume_sweep", "sweep", "GapFileError",
-           "GapResult", "open_gap"]
+           "SweepError", "SweepOptions", "make_options", "parse_widths", "resume_sweep", "sweep",
+           "GapFileError", "GapWriteError", "GapResult", "open_gap"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..network import Network
+from ..network import Block, Network
 
 LIPSCHITZ = {"relu": 1.0, "identity": 1.0, "tanh": 1.0, "softplus": 1.0, "sigmoid": 0.25,
              "erf": 2.0 / math.sqrt(math.pi)}
@@ -57,8 +57,6 @@ def second_block(network: Network) -> Network:
     (input: the bottleneck feature h⁽¹⁾ ∈ R^k)."""
     _two_blocks(network)
     b = network.blocks[1]
-    from ..network import Block
-
     blk = Block(b.u.copy(), b.c.copy(), b.v.copy(), b.activation, b.bias, tuple(b.train))
     return Network([blk], output=network.output, scaling=network.scaling,
                    out_bias=network.out_bias, dtype=network.dtype)

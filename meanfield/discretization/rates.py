@@ -71,7 +71,7 @@ def _check(widths, gaps):
     return gaps
 
 
-def _xlabel(M, coupling) -> str:
+def width_label(M, coupling) -> str:
     if M is None:
         return "m"
     return "effective width (1/m - 1/M)^-1" if coupling == "subsample" else \
@@ -99,7 +99,7 @@ def fit_rate(widths, gaps, *, M=None, coupling: str = "subsample", reduce: str =
     boot = _slopes(x, red(gaps[:, cols]))   # (W, n_boot, S) reduced to (W, n_boot)
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
     return RateFit(beta, C, float(lo), float(hi), level, n_boot,
-                   _xlabel(M, coupling))
+                   width_label(M, coupling))
 
 
 def bias_gaps(f_members, f_reference) -> np.ndarray:
@@ -130,7 +130,7 @@ def fit_bias_rate(widths, f_members, f_reference, *, M=None, coupling: str = "su
         boot[a:a + w.shape[0]] = _slopes(x, np.sqrt(np.mean((fbar - ref) ** 2, axis=-1)))
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
     return RateFit(beta, C, float(lo), float(hi), level, n_boot,
-                   _xlabel(M, coupling))
+                   width_label(M, coupling))
 
 
 @dataclass(frozen=True)

@@ -17,188 +17,31 @@ flow time (not by loss).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
-from dataclasses import asdict, dataclass
+import sys
 
 import numpy as np
 
+import solvers
+
+from .. import config as C
+from .._h5lock import LockedError, WriterLock
 from .._parallel import available_cores
 from ..distances import mmd2, sliced_wasserstein2, wasserstein2
-from .coupling import COUPLINGS, member
+from ..experiment import drive
+from ..objective import Dataset, Objective
+from . import gapfile
+from .coupling import member
 from .decomposition import decomposition
+from .gapfile import GapWriteError, open_gap
 from .measures import block_clouds, coupling_gap, feature_gap, output_gap
+from .options import (SweepError, SweepOptions, check_int, make_options, reference_config,
+                      reference_experiment)
+from .result import DECOMPOSITION_TERMS, GapResult
 
-DECOMPOSITION_TERMS = ("lip", "first_block", "feature_error", "perfect_first", "bound", "mse",
-                       "holds")
 DIST_SEED = 0x6D66_6761   # keys of the distance subsamples and projections
-
-
-class SweepError(ValueError):
-    """Bad sweep options or configuration (one line; the command line exits with 2)."""
-
-
-class GapWriteError(OSError):
-    """The gap file could not be written (full disk, I/O error); its previous version is
-    intact (the command line exits with 1)."""
-
-
-# ----------------------------------------------------------------------------------
-# options
-# ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SweepOptions:
-    """The options of a sweep (stored in the gap file).
-
-    widths : (W, L) the members' widths per block (increasing in the first block)
-    seeds : S, the number of members per width (seeds 0 … S−1)
-    reference_width : (L,) the reference's widths M_l
-    coupling : "subsample" or "independent" (see :mod:`.coupling`)
-    every : steps between gap times
-    distance_size : n_d, the size of the clouds that W₂, sliced W₂ and MMD² compare: a
-        member larger than n_d and the reference are subsampled (seeded, the same
-        particles at every time) to n_d particles (default min(256, M/2))
-    n_projections : directions of the sliced W₂;  bandwidth : of the MMD kernel (None:
-        median heuristic)
-    n_boot, level : bootstrap resamples and level of the rate intervals
-    """
-
-    widths: tuple
-    seeds: int
-    reference_width: tuple
-    coupling: str = "subsample"
-    every: int = 100
-    distance_size: int = 256
-    n_projections: int = 64
-    bandwidth: float | None = None
-    n_boot: int = 1000
-    level: float = 0.9
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["widths"] = [list(w) for w in self.widths]
-        d["reference_width"] = list(self.reference_width)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SweepOptions":
-        d = dict(d)
-        d["widths"] = tuple(tuple(int(x) for x in w) for w in d["widths"])
-        d["reference_width"] = tuple(int(x) for x in d["reference_width"])
-        return cls(**d)
-
-    @property
-    def W(self) -> int:
-        return len(self.widths)
-
-    @property
-    def m(self) -> np.ndarray:
-        """(W,) the first block's widths: the sweep variable."""
-        return np.array([w[0] for w in self.widths])
-
-
-def _int(name, v, lo=1):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise SweepError(f"{name}: expected an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
-def _scaled(base, m) -> tuple:
-    """Widths per block for sweep width m: the configured widths scaled together."""
-    top = max(base)
-    return tuple(max(1, int(round(m * b / top))) for b in base)
-
-
-def _check_config(cfg: dict) -> None:
-    from solvers.rk import get_method
-
-    sv = cfg["solver"]
-    if get_method(sv["method"]).adaptive:
-        raise SweepError(f"solver.method: a sweep compares networks at common flow times and needs "
-                         f"a fixed-step method, got the adaptive {sv['method']!r}")
-    if sv.get("loss_tol") is not None:
-        raise SweepError("solver.loss_tol: members would stop at different times; a sweep stops "
-                         "by solver.steps or solver.t_end")
-    if sv.get("steps") is None and sv.get("t_end") is None:
-        raise SweepError("solver: a sweep needs solver.steps or solver.t_end")
-    if int(cfg["data"]["n_test"]) < 2:
-        raise SweepError("data.n_test: the gaps are measured on the test sample; give at least 2 points")
-
-
-def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
-                 coupling: str = "subsample", every=None, distance_size=None,
-                 n_projections: int = 64, bandwidth=None, n_boot: int = 1000,
-                 level: float = 0.9) -> SweepOptions:
-    """Check the options against the configuration ``cfg`` (resolved) and resolve them.
-
-    ``widths``: a list of widths m (every block scaled with the configuration's widths:
-    [1024, 512] swept at m gives [m, m/2]) or a list of per-block lists.
-    ``reference_width``: M (scaled the same way) or a per-block list; default: the
-    configured widths.  ``every``: steps between gap times (default: the configuration's
-    ``record.snapshot_every``).
-    """
-    _check_config(cfg)
-    base = list(cfg["model"]["widths"])
-    L = len(base)
-    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) < 2:
-        raise SweepError(f"widths: expected at least two widths, got {widths!r}")
-    ws = []
-    for w in widths:
-        if np.isscalar(w):
-            ws.append(_scaled(base, _int("widths", w)))
-        else:
-            w = tuple(_int("widths", x) for x in w)
-            if len(w) != L:
-                raise SweepError(f"widths: {list(w)} has {len(w)} entries; the network has {L} blocks")
-            ws.append(w)
-    if len(set(ws)) != len(ws):
-        raise SweepError("widths: each width must appear once")
-    ws.sort(key=lambda w: w[0])
-    if reference_width is None:
-        ref = tuple(base)
-    elif np.isscalar(reference_width):
-        ref = _scaled(base, _int("reference width", reference_width))
-    else:
-        ref = tuple(_int("reference width", x) for x in reference_width)
-        if len(ref) != L:
-            raise SweepError(f"reference width: expected {L} entries, got {len(ref)}")
-    if coupling not in COUPLINGS:
-        raise SweepError(f"coupling: expected one of {', '.join(COUPLINGS)}, got {coupling!r}")
-    for w in ws:
-        for l, (a, b) in enumerate(zip(w, ref)):
-            if coupling == "subsample" and not a < b:
-                raise SweepError(f"widths: {a} in block {l + 1} is not below the reference's {b} "
-                                 "(a subsample member is narrower than the reference)")
-    seeds = _int("seeds", seeds, 2)
-    every = _int("every", cfg["record"]["snapshot_every"] if every is None else every)
-    if distance_size is None:
-        distance_size = max(2, min(256, min(ref) // 2))
-    distance_size = _int("distance size", distance_size, 2)
-    if 2 * distance_size > min(ref):
-        raise SweepError(f"distance size: {distance_size} is more than half the reference width "
-                         f"{min(ref)} (the noise floor needs two disjoint samples of it)")
-    n_projections = _int("projections", n_projections)
-    if bandwidth is not None and not (isinstance(bandwidth, (int, float)) and bandwidth > 0
-                                      and math.isfinite(bandwidth)):
-        raise SweepError(f"bandwidth: expected a positive number, got {bandwidth!r}")
-    n_boot = _int("bootstrap resamples", n_boot, 10)
-    if not (isinstance(level, float) and 0 < level < 1):
-        raise SweepError(f"level: expected a number in (0, 1), got {level!r}")
-    return SweepOptions(tuple(ws), seeds, ref, coupling, every, distance_size, n_projections,
-                        None if bandwidth is None else float(bandwidth), n_boot, float(level))
-
-
-def reference_config(cfg: dict, opts: SweepOptions) -> dict:
-    """The configuration of the reference run: ``cfg`` at the reference widths."""
-    c = copy.deepcopy(cfg)
-    c["model"]["widths"] = list(opts.reference_width)
-    return c
-
-
-def _experiment(cfg, opts):
-    from .. import config as C
-
-    return C.build(reference_config(cfg, opts))
 
 
 def _fresh_seed(init: int, s: int) -> int:
@@ -240,8 +83,6 @@ def _terms(d) -> list:
 def _gap_loop(exp, field, y0, every, hook):
     """The run loop of a task; a divergence is a status, Ctrl-C propagates (a task that
     was interrupted is not finished and must not be stored as such)."""
-    from ..experiment import drive
-
     final, status, message = drive(field, y0, hooks=(hook,), every=every, **exp.solver_kwargs())
     if status == "interrupted":
         raise KeyboardInterrupt
@@ -253,9 +94,7 @@ def run_reference(cfg: dict, opts: SweepOptions) -> dict:
     its particles, outputs and features on the test sample, losses, the [RZG]
     decomposition (two blocks) and the noise floors of the distances for every width.
     Returns a dict of arrays (the *trace* that every width task receives)."""
-    from ..objective import Objective
-
-    exp = _experiment(cfg, opts)
+    exp = reference_experiment(cfg, opts)
     net0 = exp.network
     X, y = exp.test.X, exp.test.y
     obj = Objective(net0, exp.train, loss=exp.loss)
@@ -314,12 +153,7 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
     theta (S, P_w) the final particles, sigma (per block (S, m_l), subsample coupling),
     status and message.
     """
-    import solvers
-
-    from .. import config as C
-    from ..objective import Objective
-
-    exp = _experiment(cfg, opts)
+    exp = reference_experiment(cfg, opts)
     ref0 = exp.network
     widths = opts.widths[w]
     S, L, T, n = opts.seeds, ref0.L, len(trace["t"]), opts.distance_size
@@ -392,14 +226,9 @@ def warm_up(cfg: dict) -> None:
     """Compile (or load from Numba's cache) the kernels a sweep of ``cfg`` uses, in this
     process, before any worker starts: workers then load the cache instead of writing
     it concurrently."""
-    from ..objective import Objective
-    from .. import config as C
-
     c = copy.deepcopy(cfg)
     net = C.make_network(c, widths=[2] * len(c["model"]["widths"]))
     X = np.zeros((3, net.d), dtype=net.dtype)
-    from ..objective import Dataset
-
     obj = Objective(net, Dataset(X, np.zeros(3)), loss=c["solver"]["loss"])
     obj.velocity()
     obj.loss()
@@ -487,7 +316,7 @@ def _check_executor(scheduler, workers):
     if scheduler is not None and workers is not None:
         raise SweepError("give --scheduler or --workers, not both")
     if workers is not None:
-        _int("workers", workers)
+        check_int("workers", workers)
     if scheduler is not None and not (isinstance(scheduler, str) and "://" in scheduler):
         raise SweepError(f"scheduler: expected an address like tcp://HOST:PORT, got {scheduler!r}")
 
@@ -508,7 +337,7 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str
           n_boot: int = 1000, level: float = 0.9, path=None, overwrite: bool = False,
           scheduler=None, workers=None, progress: bool = False, overrides=()):
     """Run a width sweep of an experiment configuration (a dict, a TOML path or text)
-    and return its :class:`~meanfield.discretization.gapfile.GapResult`.
+    and return its :class:`~meanfield.discretization.result.GapResult`.
 
     See :func:`make_options` for the options.  With ``path`` the result is written to a
     gap file (docs/format.md) at the start and after every finished task, so a killed
@@ -517,13 +346,9 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str
     cluster; the default runs them in this process.  The results are the same bits in
     all three cases.
     """
-    from .. import config as C
-    from ..experiment import load_config
-    from .gapfile import GapResult
-
     _check_executor(scheduler, workers)
     try:
-        cfg = load_config(config, overrides)
+        cfg = C.load_config(config, overrides)
     except C.ConfigError as e:
         raise SweepError(str(e)) from None
     opts = make_options(cfg, widths=widths, seeds=seeds, reference_width=reference_width,
@@ -541,8 +366,6 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str
 
 def resume_sweep(path, *, scheduler=None, workers=None, progress: bool = False):
     """Finish the sweep of a gap file: the finished tasks are read, the others run."""
-    from .gapfile import open_gap
-
     _check_executor(scheduler, workers)
     res = open_gap(path)
     if res.complete and res.rates:
@@ -551,12 +374,6 @@ def resume_sweep(path, *, scheduler=None, workers=None, progress: bool = False):
 
 
 def _execute(res, path, overwrite, scheduler, workers, progress, new):
-    import functools
-    import sys
-
-    from .._h5lock import WriterLock
-    from . import gapfile
-
     lock = None
     if path is not None:
         path = os.fspath(path)
@@ -565,8 +382,6 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise SweepError(f"{path}: folder {folder} does not exist")
-        from .._h5lock import LockedError
-
         try:
             lock = WriterLock(path).acquire()
         except LockedError as e:
@@ -633,7 +448,7 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
             status = "diverged"
             message = (f"reference {res.reference['status']}" if res.reference["status"] != "complete"
                        else f"widths {bad} did not complete")
-        res.file_status, res.file_message = status, message
+        res.mark(status, message)
         save(status, message)
         res.path = path
         return res

@@ -1,9 +1,8 @@
-"""Run storage: the HDF5 run file (docs/format.md, format version 2), an in-memory
-recorder with the same arrays, and the offline reader :func:`open_run`.
+"""The HDF5 run file (docs/format.md, format version 2): its writer :class:`H5Recorder`
+and its reader :class:`Run`.
 
-Recorders are hooks of the run loop: they receive every yielded solver state and
-decide, from ``record.series_every`` / ``snapshot_every`` / ``checkpoint_every``, what
-to store.  Crash safety (HDF5 backend): each record event writes its rows, then the
+The writer is a :class:`~meanfield.record.Recorder` (what to record and when), storing
+rows in the file.  Crash safety: each record event writes its rows, then the
 counters (``/progress/counters``) and flushes; checkpoints alternate between two slots
 and the counter naming the valid slot is written last.  A file killed at any moment
 therefore reads consistently up to its counters.  The file is written in HDF5's
@@ -11,20 +10,21 @@ single-writer/multiple-reader (SWMR) mode, so :func:`open_run` can read it while
 being written (:meth:`Run.refresh` sees new rows).  The store owns the mapping between
 solver states and checkpoints (:func:`write_checkpoint`, :func:`checkpoint_state`) and
 describes the network itself (``/network``), so a file reopens without its config.
+The configuration is kept as text and never parsed here (:mod:`meanfield.runs` attaches
+the parsed configuration); the header is :mod:`.fileformat`'s.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import errno
-import hashlib
-import math
 import os
-import tempfile
 import time
 
 import numpy as np
 
-from ._h5lock import LockedError, WriterLock, status_flags, superblock_eof, writer_alive
+from .._h5lock import WriterLock, status_flags, superblock_eof, writer_alive
+from ..layout import OUT_BIAS, PARAMS, group_name
+from ..record import Recorder
+from . import fileformat
 
 FORMAT = "meanfield-run"
 FORMAT_VERSION = 2
@@ -55,146 +55,6 @@ SPACE_MARGIN = 64 * 1024   # bytes kept free beyond what a record event writes
 _UNWRITABLE = []
 
 
-def velocity_norms(network, velocity) -> np.ndarray:
-    """(L,) the L²(μ_l) norm of each block's velocity: √((1/m_l) Σ_i ‖V_i‖²).
-
-    (Plain NumPy reductions, no BLAS: a BLAS call inside the run loop leaves OpenBLAS
-    threads spinning on the cores the Numba kernels need; measured 25 % slower steps.)
-    """
-    out = np.zeros(network.L)
-    for name, start, shape, _ in network.groups():
-        if name == "out.b":
-            continue
-        v = velocity[start:start + int(np.prod(shape))]
-        out[int(name.split(".")[0]) - 1] += float(np.square(v, dtype=np.float64).sum())
-    return np.sqrt(out / np.array(network.widths, dtype=float))
-
-
-class Recorder:
-    """What is recorded, independent of where it goes (subclasses store the rows).
-
-    Parameters
-    ----------
-    network : the run's network (architecture; parameters come from the states)
-    record : the resolved ``[record]`` section
-    test_loss : callable theta -> test loss (or None when there is no test set)
-    wall_offset : wall time already spent (a resumed run continues the clock)
-    """
-
-    def __init__(self, network, record: dict, test_loss=None, wall_offset: float = 0.0):
-        self.network = network
-        self.record = dict(record)
-        self.test_loss = test_loss
-        self.wall_offset = wall_offset
-        self._t0 = time.perf_counter()
-        self.last_snapshot_step = None
-        self.last_series_step = None
-
-    def every(self) -> int:
-        r = self.record
-        return math.gcd(math.gcd(r["series_every"], r["snapshot_every"]), r["checkpoint_every"])
-
-    def wall(self) -> float:
-        return self.wall_offset + time.perf_counter() - self._t0
-
-    def __call__(self, state) -> None:
-        r = self.record
-        wrote = forced = False
-        if state.step % r["series_every"] == 0 or state.done is not None:
-            test = math.nan
-            if self.test_loss is not None and (state.step % r["test_every"] == 0 or state.done is not None):
-                test = self.test_loss(state.y)
-            vn = (velocity_norms(self.network, state.velocity) if state.velocity is not None
-                  else np.full(self.network.L, np.nan))
-            self._series(dict(step=state.step, t=state.t, loss=state.loss, test_loss=test,
-                              wall_time=self.wall(), velocity_norm=vn))
-            self.last_series_step = state.step
-            wrote = True
-        if (state.step % r["snapshot_every"] == 0 or state.done is not None) \
-                and self.last_snapshot_step != state.step:
-            self._snapshot(state.step, state.t, state.y)
-            self.last_snapshot_step = state.step
-            wrote = forced = True
-        if state.step % r["checkpoint_every"] == 0 or state.done is not None:
-            self._checkpoint(state)
-            wrote = forced = True
-        if wrote:
-            self._commit(forced or state.done is not None)
-
-    def finish(self, status: str, message: str = "") -> None:
-        self._status(status, message)
-        self._commit(True)
-
-    def record_last(self, state) -> None:
-        """Record a state the run loop did not yield (the last finite state before a
-        divergence): a series row, a snapshot and a checkpoint, unless already there."""
-        if self.last_series_step != state.step:
-            test = self.test_loss(state.y) if self.test_loss is not None else math.nan
-            self._series(dict(step=state.step, t=state.t, loss=state.loss, test_loss=test,
-                              wall_time=self.wall(), velocity_norm=np.full(self.network.L, np.nan)))
-            self.last_series_step = state.step
-        if self.last_snapshot_step != state.step:
-            self._snapshot(state.step, state.t, state.y)
-            self.last_snapshot_step = state.step
-        self._checkpoint(state)
-        self._commit(True)
-
-    # backends implement these
-    def _series(self, row: dict) -> None:
-        raise NotImplementedError
-
-    def _snapshot(self, step, t, theta) -> None:
-        raise NotImplementedError
-
-    def _checkpoint(self, state) -> None:
-        raise NotImplementedError
-
-    def _status(self, status, message) -> None:
-        raise NotImplementedError
-
-    def _commit(self, force: bool) -> None:
-        pass
-
-
-class MemoryRecorder(Recorder):
-    """Keeps every row in memory: ``series``, ``snapshots``, ``checkpoint``, ``status``."""
-
-    def __init__(self, network, record, test_loss=None, wall_offset: float = 0.0):
-        super().__init__(network, record, test_loss, wall_offset)
-        self.series = {k: [] for k in ("step", "t", "loss", "test_loss", "wall_time", "velocity_norm")}
-        self.snapshots = {"step": [], "t": [], "theta": []}
-        self.checkpoint = None
-        self.status = "running"
-
-    def _series(self, row):
-        for k, v in row.items():
-            self.series[k].append(v)
-
-    def _snapshot(self, step, t, theta):
-        self.snapshots["step"].append(step)
-        self.snapshots["t"].append(t)
-        self.snapshots["theta"].append(np.array(theta, copy=True))
-
-    def _checkpoint(self, state):
-        self.checkpoint = state.copy()
-
-    def _status(self, status, message):
-        self.status = status
-
-    def arrays(self) -> dict:
-        """Series and snapshots as arrays, in the HDF5 file's layout."""
-        out = {f"series/{k}": np.array(v) for k, v in self.series.items()}
-        out["snapshots/step"] = np.array(self.snapshots["step"])
-        out["snapshots/t"] = np.array(self.snapshots["t"])
-        thetas = np.array(self.snapshots["theta"])
-        for l, b in enumerate(self.network.blocks):
-            for p, arr in zip("ucv", self.network.block_arrays(thetas, l)):
-                out[f"snapshots/blocks/{l + 1}/{p}"] = arr
-        if self.network.has_out_bias:
-            out["snapshots/out_bias"] = thetas[:, self.network.off_b]
-        return out
-
-
 def _fixed(text: str, n: int) -> np.bytes_:
     return np.bytes_(text.encode("utf-8")[:n])
 
@@ -214,12 +74,12 @@ def write_architecture(group, network) -> None:
         ba["m"], ba["k_in"], ba["k_out"] = b.m, b.k_in, b.k_out
         ba["activation"] = b.activation
         ba["bias"] = bool(b.bias)
-        ba["train"] = "".join(p for p in "ucv" if p in b.train)
+        ba["train"] = "".join(p for p in PARAMS if p in b.train)
 
 
 def read_architecture(group):
     """The network described by ``group`` (:func:`write_architecture`), parameters zero."""
-    from .network import Block, Network
+    from ..network import Block, Network   # deferred: it loads Numba
 
     a = group.attrs
     blocks = []
@@ -245,7 +105,7 @@ def write_checkpoint(get, slot: int, state, wall_time: float) -> None:
 
 def checkpoint_state(ck: dict, seed: int, dtype):
     """The solver state of a checkpoint read by :func:`read_checkpoint`."""
-    import solvers
+    import solvers   # deferred: it loads Numba
 
     return solvers.State(y=ck["theta"].astype(dtype), t=ck["t"], step=ck["step"], loss=ck["loss"],
                          stage=ck["stage"], stage_t0=ck["stage_t0"], stage_step0=ck["stage_step0"],
@@ -301,45 +161,22 @@ class H5Recorder(Recorder):
         Without ``overwrite`` an existing ``path`` is never touched (FileExistsError).
         The writer lock of ``path`` is taken first and held until :meth:`close`: a file
         that another process is writing is never replaced (LockedError).
-        ``seeds``: {"init", "data", "noise"}.
+        ``seeds``: {"init", "data", "noise"} -> int, or None where not known.
         """
         import h5py
-        import numba
-
-        from . import __version__
 
         lock = lock or WriterLock(path).acquire()
-        folder = os.path.dirname(os.path.abspath(path))
         try:
-            # temporary files of this path left by killed writers (a live one would hold
-            # the lock we now hold)
-            import glob
-
-            for stale in glob.glob(os.path.join(glob.escape(folder),
-                                                "." + glob.escape(os.path.basename(path)) + ".*.tmp")):
-                os.unlink(stale)
+            fileformat.remove_debris(path)   # left by killed writers (a live one holds the lock)
             if not overwrite and os.path.exists(path):
                 raise FileExistsError(f"{path} exists")
-            fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                       dir=folder)
-            os.close(fd)
+            tmp = fileformat.temporary(path)
         except BaseException:
             lock.release()
             raise
         try:
             f = h5py.File(tmp, "w", libver="latest")
-            a = f.attrs
-            a["format"] = FORMAT
-            a["format_version"] = FORMAT_VERSION
-            a["package_version"] = __version__
-            a["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            a["config"] = config_text or ""
-            a["config_sha256"] = hashlib.sha256((config_text or "").encode("utf-8")).hexdigest()
-            for k in ("init", "data", "noise"):
-                a[f"seed_{k}"] = np.uint64(seeds[k])
-            a["numpy_version"] = np.__version__
-            a["numba_version"] = numba.__version__
-            a["h5py_version"] = h5py.__version__
+            fileformat.stamp(f.attrs, FORMAT, FORMAT_VERSION, config_text, seeds)
             write_architecture(f.create_group("network"), network)
             pg = f.create_group("progress")
             pg.create_dataset("counters", data=np.array([0, 0, -1], dtype=np.int64))
@@ -381,18 +218,13 @@ class H5Recorder(Recorder):
                 f["progress/counters"][2] = 0
             f.swmr_mode = True   # from here on: readers may open the file
             f.flush()
-            if overwrite:
-                os.replace(tmp, path)
-            else:
-                os.link(tmp, path)   # atomic, and never replaces an existing file
-                os.unlink(tmp)
+            fileformat.publish(tmp, path, overwrite=overwrite)
         except BaseException:
             try:
                 f.close()
             except Exception:
                 pass
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            fileformat.discard(tmp)
             lock.release()
             raise
         return cls(f, network, record, test_loss, lock=lock, path=path)
@@ -454,7 +286,7 @@ class H5Recorder(Recorder):
     def _content(r, ns, nn) -> dict:
         """What a rewritten file keeps of ``r``: its first ``ns`` series rows and ``nn``
         snapshots, its data, configuration and seeds."""
-        from .objective import Dataset
+        from ..objective import Dataset   # deferred: it loads Numba
 
         test = None
         if r.data["x_test"].shape[0]:
@@ -572,7 +404,7 @@ class H5Recorder(Recorder):
         self._append(self._ds("snapshots/t"), n, t)
         net = self.network
         for l in range(net.L):
-            for p, arr in zip("ucv", net.block_arrays(theta, l)):
+            for p, arr in zip(PARAMS, net.block_arrays(theta, l)):
                 self._append(self._ds(f"snapshots/blocks/{l + 1}/{p}"), n, arr)
         if net.has_out_bias:
             self._append(self._ds("snapshots/out_bias"), n, theta[net.off_b])
@@ -660,8 +492,10 @@ class Run:
     """An open run file (read only; it may be a run still being written: see
     :meth:`refresh`).  Attributes:
 
-    config (dict, or None for a run made from Python), config_text, seeds ({"init",
-    "data", "noise"}), status ("running" while a writer holds the file's lock,
+    config_text (the stored configuration, "" for a run made from Python), config (the
+    parsed configuration: set by :func:`meanfield.open_run`, which parses it; None when
+    the file was opened here, or for a run made from Python), seeds ({"init", "data",
+    "noise"} -> int, or None where the run did not know it), status ("running" while a writer holds the file's lock,
     "interrupted" when its writer stopped or died before the end, "complete",
     "diverged"), message, series (dict of :class:`Rows`), snapshots (dict: step, t, and
     per block u, c, v as :class:`Rows`), data (x, y, x_test, y_test as h5py datasets),
@@ -670,8 +504,6 @@ class Run:
     """
 
     def __init__(self, path):
-        import h5py
-
         self.path = str(path)
         if not os.path.exists(path):
             raise RunFileError(f"{path}: no such file")
@@ -715,36 +547,17 @@ class Run:
     def _open(self):
         a = self.f.attrs
         path = self.path
-        if a.get("format") != FORMAT:
-            raise RunFileError(f"{path}: not a meanfield run file (no format = '{FORMAT}' attribute)")
-        ver = int(a.get("format_version", -1))
-        if ver not in READS_VERSIONS:
-            raise RunFileError(f"{path}: format version {ver} is not supported by this meanfield "
-                               f"(reads versions {', '.join(map(str, READS_VERSIONS))}); upgrade meanfield")
+        ver = fileformat.check(a, path, FORMAT, READS_VERSIONS, RunFileError, kind="run file")
         self.version = ver
         self.attrs = dict(a)
-        self.config_text = str(a.get("config", ""))
-        self.config = None
-        if ver > 1:
-            digest = hashlib.sha256(self.config_text.encode("utf-8")).hexdigest()
-            if str(a.get("config_sha256", "")) != digest:
-                raise RunFileError(f"{path}: the stored configuration does not match the one the run "
-                                   "was created with (edited or damaged); refusing to use it")
-        if self.config_text:
-            from . import config as C
-
-            try:
-                self.config = C.load(self.config_text)
-            except C.ConfigError as e:
-                raise RunFileError(f"{path}: the stored configuration is invalid ({e})") from None
         if ver == 1:
+            self.config_text = fileformat.text(a.get("config", ""))
             s = int(a["seed"])
             self.seeds = {"init": s, "data": s, "noise": s}
         else:
-            self.seeds = {k: int(a[f"seed_{k}"]) for k in ("init", "data", "noise")}
-            if self.config is not None and self.config["seed"] != self.seeds:
-                raise RunFileError(f"{path}: the seed attributes {self.seeds} do not match the "
-                                   f"stored configuration's {self.config['seed']} (edited?)")
+            self.config_text = fileformat.config_text(a, path, RunFileError)
+            self.seeds = fileformat.read_seeds(a)
+        self.config = None
         self._template = None
         self._read_progress()
 
@@ -788,23 +601,28 @@ class Run:
         sn = f["snapshots"]
         self.snapshots = {"step": Rows(sn["step"], n_snapshots), "t": Rows(sn["t"], n_snapshots)}
         for l in sn["blocks"]:
-            for p in "ucv":
-                self.snapshots[f"{l}.{p}"] = Rows(sn[f"blocks/{l}/{p}"], n_snapshots)
+            for p in PARAMS:
+                self.snapshots[group_name(int(l), p)] = Rows(sn[f"blocks/{l}/{p}"], n_snapshots)
         if "out_bias" in sn:
-            self.snapshots["out.b"] = Rows(sn["out_bias"], n_snapshots)
+            self.snapshots[OUT_BIAS] = Rows(sn["out_bias"], n_snapshots)
+        return self
+
+    def attach(self, config: dict, template=None) -> "Run":
+        """Attach the parsed configuration (and, for a version-1 file, which describes no
+        network, the network it builds): what :func:`meanfield.open_run` does."""
+        self.config = config
+        if template is not None and self._template is None:
+            self._template = template
         return self
 
     def template(self):
-        """The run's network architecture (parameters as configured, or zero)."""
+        """The run's network architecture (parameters zero; for a version-1 file, the
+        network the attached configuration builds)."""
         if self._template is None:
-            if "network" in self.f:
-                self._template = read_architecture(self.f["network"])
-            elif self.config is not None:
-                from . import config as C
-
-                self._template = C.make_network(self.config)
-            else:
-                raise RunFileError(f"{self.path}: the file describes no network")
+            if "network" not in self.f:
+                raise RunFileError(f"{self.path}: the file describes no network (a version-1 "
+                                   "file: open it with meanfield.open_run)")
+            self._template = read_architecture(self.f["network"])
         return self._template
 
     def theta(self, i: int) -> np.ndarray:
@@ -838,11 +656,3 @@ class Run:
     def __exit__(self, *exc):
         self.close()
 
-
-def open_run(path) -> Run:
-    """Open a run file for offline analysis (lazy: nothing large is read up front).
-
-    A file still being written can be opened too; call :meth:`Run.refresh` to see the
-    rows written since.
-    """
-    return Run(path)

@@ -1,0 +1,210 @@
+"""The options of a width sweep (:class:`SweepOptions`), their checks against the
+experiment's configuration (:func:`make_options`), and the reference's configuration.
+
+Everything a sweep needs is checked here, before anything trains: the configuration's
+solver and data, the widths against the reference under the chosen coupling, and the
+sizes of the distance clouds.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from solvers.rk import get_method
+
+from .. import config as C
+from ..experiment import Experiment
+from .coupling import COUPLINGS
+
+
+class SweepError(ValueError):
+    """Bad sweep options or configuration (one line; the command line exits with 2)."""
+
+
+# ----------------------------------------------------------------------------------
+# options
+# ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepOptions:
+    """The options of a sweep (stored in the gap file).
+
+    widths : (W, L) the members' widths per block (increasing in the first block)
+    seeds : S, the number of members per width (seeds 0 … S−1)
+    reference_width : (L,) the reference's widths M_l
+    coupling : "subsample" or "independent" (see :mod:`.coupling`)
+    every : steps between gap times
+    distance_size : n_d, the size of the clouds that W₂, sliced W₂ and MMD² compare: a
+        member larger than n_d and the reference are subsampled (seeded, the same
+        particles at every time) to n_d particles (default min(256, M/2))
+    n_projections : directions of the sliced W₂;  bandwidth : of the MMD kernel (None:
+        median heuristic)
+    n_boot, level : bootstrap resamples and level of the rate intervals
+    """
+
+    widths: tuple
+    seeds: int
+    reference_width: tuple
+    coupling: str = "subsample"
+    every: int = 100
+    distance_size: int = 256
+    n_projections: int = 64
+    bandwidth: float | None = None
+    n_boot: int = 1000
+    level: float = 0.9
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = [list(w) for w in self.widths]
+        d["reference_width"] = list(self.reference_width)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepOptions":
+        d = dict(d)
+        d["widths"] = tuple(tuple(int(x) for x in w) for w in d["widths"])
+        d["reference_width"] = tuple(int(x) for x in d["reference_width"])
+        return cls(**d)
+
+    @property
+    def W(self) -> int:
+        return len(self.widths)
+
+    @property
+    def m(self) -> np.ndarray:
+        """(W,) the first block's widths: the sweep variable."""
+        return np.array([w[0] for w in self.widths])
+
+
+def check_int(name, v, lo=1) -> int:
+    """``v`` as an int, or SweepError naming ``name`` when it is not an integer >= ``lo``."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise SweepError(f"{name}: expected an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+def _scaled(base, m) -> tuple:
+    """Widths per block for sweep width m: the configured widths scaled together."""
+    top = max(base)
+    return tuple(max(1, int(round(m * b / top))) for b in base)
+
+
+def _check_config(cfg: dict) -> None:
+    sv = cfg["solver"]
+    if get_method(sv["method"]).adaptive:
+        raise SweepError(f"solver.method: a sweep compares networks at common flow times and needs "
+                         f"a fixed-step method, got the adaptive {sv['method']!r}")
+    if sv.get("loss_tol") is not None:
+        raise SweepError("solver.loss_tol: members would stop at different times; a sweep stops "
+                         "by solver.steps or solver.t_end")
+    if sv.get("steps") is None and sv.get("t_end") is None:
+        raise SweepError("solver: a sweep needs solver.steps or solver.t_end")
+    if int(cfg["data"]["n_test"]) < 2:
+        raise SweepError("data.n_test: the gaps are measured on the test sample; give at least 2 points")
+
+
+def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
+                 coupling: str = "subsample", every=None, distance_size=None,
+                 n_projections: int = 64, bandwidth=None, n_boot: int = 1000,
+                 level: float = 0.9) -> SweepOptions:
+    """Check the options against the configuration ``cfg`` (resolved) and resolve them.
+
+    ``widths``: a list of widths m (every block scaled with the configuration's widths:
+    [1024, 512] swept at m gives [m, m/2]) or a list of per-block lists.
+    ``reference_width``: M (scaled the same way) or a per-block list; default: the
+    configured widths.  ``every``: steps between gap times (default: the configuration's
+    ``record.snapshot_every``).
+    """
+    _check_config(cfg)
+    base = list(cfg["model"]["widths"])
+    L = len(base)
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) < 2:
+        raise SweepError(f"widths: expected at least two widths, got {widths!r}")
+    ws = []
+    for w in widths:
+        if np.isscalar(w):
+            ws.append(_scaled(base, check_int("widths", w)))
+        else:
+            w = tuple(check_int("widths", x) for x in w)
+            if len(w) != L:
+                raise SweepError(f"widths: {list(w)} has {len(w)} entries; the network has {L} blocks")
+            ws.append(w)
+    if len(set(ws)) != len(ws):
+        raise SweepError("widths: each width must appear once")
+    ws.sort(key=lambda w: w[0])
+    if reference_width is None:
+        ref = tuple(base)
+    elif np.isscalar(reference_width):
+        ref = _scaled(base, check_int("reference width", reference_width))
+    else:
+        ref = tuple(check_int("reference width", x) for x in reference_width)
+        if len(ref) != L:
+            raise SweepError(f"reference width: expected {L} entries, got {len(ref)}")
+    if coupling not in COUPLINGS:
+        raise SweepError(f"coupling: expected one of {', '.join(COUPLINGS)}, got {coupling!r}")
+    for w in ws:
+        for l, (a, b) in enumerate(zip(w, ref)):
+            if coupling == "subsample" and not a < b:
+                raise SweepError(f"widths: {a} in block {l + 1} is not below the reference's {b} "
+                                 "(a subsample member is narrower than the reference)")
+    seeds = check_int("seeds", seeds, 2)
+    every = check_int("every", cfg["record"]["snapshot_every"] if every is None else every)
+    if distance_size is None:
+        distance_size = max(2, min(256, min(ref) // 2))
+    distance_size = check_int("distance size", distance_size, 2)
+    if 2 * distance_size > min(ref):
+        raise SweepError(f"distance size: {distance_size} is more than half the reference width "
+                         f"{min(ref)} (the noise floor needs two disjoint samples of it)")
+    n_projections = check_int("projections", n_projections)
+    if bandwidth is not None and not (isinstance(bandwidth, (int, float)) and bandwidth > 0
+                                      and math.isfinite(bandwidth)):
+        raise SweepError(f"bandwidth: expected a positive number, got {bandwidth!r}")
+    n_boot = check_int("bootstrap resamples", n_boot, 10)
+    if not (isinstance(level, float) and 0 < level < 1):
+        raise SweepError(f"level: expected a number in (0, 1), got {level!r}")
+    return SweepOptions(tuple(ws), seeds, ref, coupling, every, distance_size, n_projections,
+                        None if bandwidth is None else float(bandwidth), n_boot, float(level))
+
+
+def reference_config(cfg: dict, opts: SweepOptions) -> dict:
+    """The configuration of the reference run: ``cfg`` at the reference widths."""
+    c = copy.deepcopy(cfg)
+    c["model"]["widths"] = list(opts.reference_width)
+    return c
+
+
+def reference_experiment(cfg: dict, opts: SweepOptions) -> Experiment:
+    """The reference run's experiment (members start from its initial particles or
+    from its initial laws)."""
+    return C.build(reference_config(cfg, opts))
+
+
+def parse_widths(text: str) -> list:
+    """``16,32,64``; ``16,32,...,4096`` (a geometric grid: the ratio of the first two,
+    up to the last); per-block widths with ``:`` (``16:8,32:16``)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+
+    def one(t):
+        try:
+            v = [int(x) for x in t.split(":")]
+        except ValueError:
+            raise SweepError(f"--widths: {t!r} is not a width (expected integers like 16 or 16:8)") from None
+        return v[0] if len(v) == 1 else v
+
+    if "..." in items:
+        i = items.index("...")
+        if i != 2 or len(items) != 4:
+            raise SweepError("--widths: write a geometric grid as A,B,...,Z (e.g. 16,32,...,4096)")
+        a, b, z = one(items[0]), one(items[1]), one(items[3])
+        if not all(isinstance(x, int) for x in (a, b, z)) or not 0 < a < b <= z:
+            raise SweepError("--widths: A,B,...,Z needs integers 0 < A < B <= Z")
+        out, w = [], a
+        while w <= z * (1 + 1e-9):
+            out.append(int(round(w)))
+            w *= b / a
+        if out[-1] != z:
+            raise SweepError(f"--widths: {z} is not on the grid {a}, {b}, … (ratio {b / a:g})")
+        return out
+    return [one(t) for t in items]

@@ -1,0 +1,284 @@
+"""The result of a width sweep, :class:`GapResult`: what :func:`.sweep.sweep` returns,
+what :mod:`.gapfile` writes and :func:`.gapfile.open_gap` reads back.
+
+Arrays are named by the dimensions W (widths), S (seeds), T (gap times), L (blocks) and
+N (test points); the names of the member arrays, grouped by shape, are the constants
+below, so the sweep, the gap file and the figures share one list.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from .. import config as C
+from .decomposition import Decomposition
+from .measures import output_gap
+from .options import SweepOptions, reference_config
+from .rates import width_label, extrapolate, fit_bias_rate, fit_rate
+
+# the [RZG] decomposition's terms, in the order of the Decomposition dataclass
+DECOMPOSITION_TERMS = tuple(f.name for f in fields(Decomposition) if f.name != "kappa")
+PER_SEED = ("function", "loss_train", "loss_test")                  # (W, S, T)
+PER_BLOCK = ("feature", "coupling", "w2", "sliced_w2", "mmd2")      # (W, S, T, L)
+FLOORS = ("w2_floor", "sliced_w2_floor")                            # (W, T, L)
+ARRAYS = PER_SEED + PER_BLOCK + ("outputs",) + FLOORS               # outputs: (W, S, T, N)
+REFERENCE_ARRAYS = ("theta", "outputs", "loss_train", "loss_test")  # (T, P), (T, N), (T,), (T,)
+RATE_FIELDS = ("beta", "beta_lo", "beta_hi", "C")
+
+
+@dataclass(repr=False, eq=False)
+class GapResult:
+    """A width sweep: options, reference trace, members' gaps, rates.
+
+    Arrays (W widths, S seeds, T gap times, L blocks, N test points):
+
+    widths (W,) the first block's widths;  block_widths (W, L);  seeds (S,);  t, steps (T,)
+    function (W, S, T) ‖f_m − f_M‖ on the test sample
+    loss_train, loss_test (W, S, T) L_m − L_M
+    feature, coupling, w2, sliced_w2, mmd2 (W, S, T, L);  w2_floor, sliced_w2_floor (W, T, L)
+    outputs (W, S, T, N) f_m on the test sample;  decomposition: dict term -> (W, S, T)
+    (two-block networks; None otherwise).  Member arrays are None until the reference
+    has finished (:meth:`set_reference`), NaN for widths not yet done.
+    reference: dict with t, step, theta (T, P), outputs (T, N), loss_train, loss_test
+    (T,), features (list of (T, N, k_l)), decomposition ((T, 7) or None), w2_floor,
+    sliced_w2_floor, status, message
+    done (W,) bool;  status (W,) str per width ("" until it ran)
+    theta: list of (S, P_w) final particles per width (None until it ran);  sigma: list
+    (per width) of lists (per block) of (S, m_l), subsample coupling only
+    rates: dict name -> {"beta", "beta_lo", "beta_hi", "C"} (T,) arrays, with "x" (what
+    the width axis is), "level", "n_boot"; names "function", "bias", "feature/<l>",
+    "coupling/<l>" (1-based l); empty until the sweep is complete
+    extrapolation: dict (see :meth:`compute_rates`)
+    file_status, file_message: the status of the sweep as its gap file records it
+    ("running", "interrupted", "complete", "diverged"); path, created, attrs: of the
+    gap file it was read from or written to
+    """
+
+    config: dict
+    options: SweepOptions
+    x_test: np.ndarray
+    y_test: np.ndarray
+    done: np.ndarray = None
+    status: list = None
+    theta: list = None
+    sigma: list = None
+    reference: dict | None = None
+    function: np.ndarray | None = None
+    loss_train: np.ndarray | None = None
+    loss_test: np.ndarray | None = None
+    feature: np.ndarray | None = None
+    coupling: np.ndarray | None = None
+    w2: np.ndarray | None = None
+    sliced_w2: np.ndarray | None = None
+    mmd2: np.ndarray | None = None
+    outputs: np.ndarray | None = None
+    w2_floor: np.ndarray | None = None
+    sliced_w2_floor: np.ndarray | None = None
+    decomposition: dict | None = None
+    rates: dict = field(default_factory=dict)
+    extrapolation: dict = field(default_factory=dict)
+    file_status: str = ""
+    file_message: str = ""
+    path: str | None = None
+    created: str | None = None
+    attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.x_test, self.y_test = np.asarray(self.x_test), np.asarray(self.y_test)
+        W = self.options.W
+        if self.done is None:
+            self.done = np.zeros(W, dtype=bool)
+        if self.status is None:
+            self.status = [""] * W
+        if self.theta is None:
+            self.theta = [None] * W
+        if self.sigma is None:
+            self.sigma = [None] * W
+        self._template = None
+
+    def __repr__(self) -> str:
+        o = self.options
+        state = self.file_status or ("complete" if self.complete else "incomplete")
+        return (f"<GapResult {state}: widths {list(map(int, self.widths))} x {o.seeds} seeds, "
+                f"reference {list(o.reference_width)}, coupling {o.coupling}, "
+                f"{len(self.t)} gap times, {int(self.done.sum())}/{o.W} widths done"
+                + (f", {self.path}" if self.path else "") + ">")
+
+    @property
+    def data(self) -> dict:
+        """The member arrays by name (:data:`ARRAYS`, then "decomposition")."""
+        out = {k: getattr(self, k) for k in ARRAYS}
+        out["decomposition"] = self.decomposition
+        return out
+
+    def mark(self, status: str, message: str = "") -> None:
+        """Set the sweep's status (what its gap file records next)."""
+        self.file_status, self.file_message = status, message
+
+    # -- shape helpers --
+    @property
+    def widths(self) -> np.ndarray:
+        return self.options.m
+
+    @property
+    def block_widths(self) -> np.ndarray:
+        return np.array(self.options.widths)
+
+    @property
+    def seeds(self) -> np.ndarray:
+        return np.arange(self.options.seeds)
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.reference["t"] if self.reference else np.zeros(0)
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self.reference["step"] if self.reference else np.zeros(0, dtype=np.int64)
+
+    @property
+    def complete(self) -> bool:
+        return self.reference is not None and bool(self.done.all())
+
+    def set_reference(self, trace: dict) -> None:
+        """Take the reference task's trace and allocate the members' arrays (NaN)."""
+        self.reference = dict(trace)
+        W, S, T, L = self.options.W, self.options.seeds, len(trace["t"]), len(trace["features"])
+        N = self.x_test.shape[0]
+        for k in PER_SEED:
+            setattr(self, k, np.full((W, S, T), np.nan))
+        for k in PER_BLOCK:
+            setattr(self, k, np.full((W, S, T, L), np.nan))
+        self.outputs = np.full((W, S, T, N), np.nan)
+        for k in FLOORS:
+            setattr(self, k, np.asarray(trace[k]))
+        self.decomposition = ({k: np.full((W, S, T), np.nan) for k in DECOMPOSITION_TERMS}
+                              if trace["decomposition"] is not None else None)
+
+    def set_width(self, w: int, res: dict) -> None:
+        """Take width index ``w``'s task result."""
+        ref = self.reference
+        self.function[w] = res["function"]
+        self.loss_train[w] = res["loss_train"] - ref["loss_train"][None, :]
+        self.loss_test[w] = res["loss_test"] - ref["loss_test"][None, :]
+        for k in PER_BLOCK + ("outputs",):
+            getattr(self, k)[w] = res[k]
+        if self.decomposition is not None:
+            for i, k in enumerate(DECOMPOSITION_TERMS):
+                self.decomposition[k][w] = res["decomposition"][..., i]
+        self.theta[w] = np.asarray(res["theta"])
+        self.sigma[w] = res["sigma"]
+        self.status[w] = res["status"]
+        self.done[w] = True
+
+    def template(self):
+        """The reference's initial network (its architecture, and the initial particles):
+        a copy, made once (every write of the file needs the architecture)."""
+        if self._template is None:
+            self._template = C.make_network(reference_config(self.config, self.options))
+        return self._template.copy()
+
+    # -- rates --
+    def compute_rates(self) -> None:
+        """Fit the rates at every gap time and extrapolate (needs every width done).
+
+        Rates: the RMS gap of single networks ("function"), the gap of the seed-averaged
+        function ("bias"), the feature and coupling gaps per block; against the effective
+        width (1/m ∓ 1/M)⁻¹ of the first block (see :func:`.rates.effective_widths`).
+        A time where a measure is zero or not finite for some member gets NaN.
+        Extrapolation: the seed-mean test loss at every time (Richardson, in 1/m or 1/√m,
+        whichever fits better) against the reference's; at the last time, f on the test
+        sample point by point, and its L² distance to f_M next to the widest member's.
+        """
+        o = self.options
+        m = self.widths
+        T, L = len(self.t), len(self.reference["features"])
+        kw = dict(M=o.reference_width[0], coupling=o.coupling, n_boot=o.n_boot, level=o.level)
+        series = {"function": self.function}
+        for l in range(L):
+            series[f"feature/{l + 1}"] = self.feature[..., l]
+            if o.coupling == "subsample":
+                series[f"coupling/{l + 1}"] = self.coupling[..., l]
+        rates = {}
+        for name, g in list(series.items()) + [("bias", None)]:
+            r = {k: np.full(T, np.nan) for k in RATE_FIELDS}
+            for j in range(T):
+                if name == "bias":
+                    f = self.outputs[:, :, j]
+                    if not np.isfinite(f).all():
+                        continue
+                    fit = fit_bias_rate(m, f, self.reference["outputs"][j], seed=j, **kw)
+                else:
+                    gj = g[:, :, j]
+                    if not (np.isfinite(gj).all() and (gj > 0).all()):
+                        continue
+                    fit = fit_rate(m, gj, seed=j, **kw)
+                for k in r:
+                    r[k][j] = getattr(fit, k)
+            r.update(x=width_label(kw["M"], o.coupling), level=o.level, n_boot=o.n_boot)
+            rates[name] = r
+        self.rates = rates
+        ex = {"value": np.full(T, np.nan), "error": np.full(T, np.nan),
+              "variable": [""] * T, "reference": np.asarray(self.reference["loss_test"])}
+        if m.size >= 3:
+            for j in range(T):
+                vals = np.mean(self.loss_test[:, :, j], axis=1) + self.reference["loss_test"][j]
+                if np.isfinite(vals).all():
+                    e = extrapolate(m, vals)
+                    ex["value"][j], ex["error"][j], ex["variable"][j] = e.value, e.error, e.variable
+        fx = {}
+        f = self.outputs[:, :, -1].mean(axis=1)   # (W, N)
+        if m.size >= 3 and np.isfinite(f).all():
+            e = extrapolate(m, f)
+            fref = self.reference["outputs"][-1]
+            fx = {"variable": e.variable, "extrapolated_gap": output_gap(e.value, fref),
+                  "widest_gap": output_gap(f[-1], fref)}
+        self.extrapolation = {"test_loss": ex, "function": fx}
+
+    # -- text summary --
+    def summary(self) -> str:
+        o = self.options
+        lines = []
+        status = self.file_status or ("complete" if self.complete else "incomplete")
+        if status == "running" and not self.complete:
+            status = "incomplete (resume with --resume)"
+        lines.append(f"sweep: {status}; {o.W} widths {list(map(int, self.widths))} x {o.seeds} "
+                     f"seeds, reference {list(o.reference_width)}, coupling {o.coupling}")
+        lines.append(f"done: {int(self.done.sum())}/{o.W} widths" +
+                     ("" if self.reference is not None else "; the reference has not finished"))
+        if self.reference is not None:
+            lines.append(f"gap times: {len(self.t)} (every {o.every} steps), t = 0 … {self.t[-1]:.6g}; "
+                         f"reference {self.reference['status']}, test loss "
+                         f"{self.reference['loss_test'][0]:.4e} -> {self.reference['loss_test'][-1]:.4e}")
+        if self.reference is not None and self.done.any():
+            w = int(np.flatnonzero(self.done)[-1])
+            j = len(self.t) - 1
+            lines.append(f"distances between clouds of at most {o.distance_size} particles (seeded "
+                         f"subsamples of member and reference), at t = {self.t[j]:.4g} for m = "
+                         f"{int(self.widths[w])} (mean over seeds; noise floor in brackets):")
+            for l in range(len(self.reference["features"])):
+                lines.append(f"  block {l + 1}: W2 {np.mean(self.w2[w, :, j, l]):.4g} "
+                             f"[{self.w2_floor[w, j, l]:.4g}], sliced W2 "
+                             f"{np.mean(self.sliced_w2[w, :, j, l]):.4g} [{self.sliced_w2_floor[w, j, l]:.4g}], "
+                             f"MMD2 {np.mean(self.mmd2[w, :, j, l]):.3g}")
+        if self.rates:
+            r = self.rates["function"]
+            b = self.rates["bias"]
+            lines.append(f"rate of the function gap against the {r['x']} ({100 * r['level']:.0f} % "
+                         f"bootstrap interval over seeds, {r['n_boot']} resamples):")
+            for j in sorted({0, len(self.t) - 1}):
+                lines.append(f"  t = {self.t[j]:<10.4g} beta = {r['beta'][j]:.3f} "
+                             f"[{r['beta_lo'][j]:.3f}, {r['beta_hi'][j]:.3f}];  bias (seed-averaged) "
+                             f"beta = {b['beta'][j]:.3f} [{b['beta_lo'][j]:.3f}, {b['beta_hi'][j]:.3f}]")
+            ex = self.extrapolation.get("test_loss")
+            if ex is not None and np.isfinite(ex["value"][-1]):
+                lines.append(f"test loss at the end extrapolated to m -> inf (in {ex['variable'][-1]}): "
+                             f"{ex['value'][-1]:.4e} +- {ex['error'][-1]:.1e}; reference "
+                             f"{ex['reference'][-1]:.4e}")
+            fx = self.extrapolation.get("function")
+            if fx:
+                lines.append(f"f at the end extrapolated (in {fx['variable']}): gap to f_M "
+                             f"{fx['extrapolated_gap']:.3e}, against {fx['widest_gap']:.3e} for the "
+                             "widest members' mean")
+        return "\n".join(lines)

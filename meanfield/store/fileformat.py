@@ -1,0 +1,192 @@
+"""The header every meanfield HDF5 file carries, its check, and atomic file creation.
+
+Run files and gap files (docs/format.md) share one header, written by :func:`stamp` and
+checked by :func:`check`:
+
+``format``, ``format_version``
+    what the file is and the version of its layout;
+``package_version``, ``created``
+    the meanfield that wrote it, and when (UTC, ISO 8601);
+``config``, ``config_sha256``
+    the resolved configuration as TOML text ("" for a run built in Python) and its
+    SHA-256 (a file whose text does not match is refused: edited or damaged);
+``seed_init``, ``seed_data``, ``seed_noise``
+    the seeds actually used; a seed that is not known (a network or data set built
+    from arrays) is not written, never written as a false 0;
+``python_version``, ``numpy_version``, ``scipy_version``, ``numba_version``,
+``llvmlite_version``, ``h5py_version``, ``pot_version`` and ``cpu``
+    what the bit-for-bit claims depend on (``cpu``: LLVM's name of the host CPU, which
+    selects the instructions Numba emits; ``pot_version`` is "" without POT).
+
+The module parses nothing: configuration text is stored and hashed as it comes, and
+only :mod:`meanfield.config` reads it.  :func:`temporary` and :func:`publish` are the
+write-then-rename protocol of both formats: a file is complete under a temporary name
+in its destination folder before it takes the destination's name.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import glob
+import hashlib
+import importlib.metadata
+import os
+import platform
+import tempfile
+
+import numpy as np
+
+from .._version import __version__
+
+SEED_KEYS = ("init", "data", "noise")
+VERSION_KEYS = ("python_version", "numpy_version", "scipy_version", "numba_version",
+                "llvmlite_version", "h5py_version", "pot_version", "cpu")
+
+
+def sha256(text: str) -> str:
+    """The hex SHA-256 of ``text`` in UTF-8 (the ``config_sha256`` attribute)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601, to the second (``created``, ``updated``)."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+_VERSIONS = None
+
+
+def _installed(dist: str) -> str:
+    """The installed version of a distribution, "" when it is not installed (read from
+    its metadata: importing POT would import every backend it finds, JAX included)."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def versions() -> dict:
+    """{attribute: value} for :data:`VERSION_KEYS` in this process (computed once)."""
+    global _VERSIONS
+    if _VERSIONS is None:
+        import h5py
+        import llvmlite.binding as llvm
+        import numba
+
+        _VERSIONS = {"python_version": platform.python_version(), "numpy_version": np.__version__,
+                     "scipy_version": _installed("scipy"), "numba_version": numba.__version__,
+                     "llvmlite_version": _installed("llvmlite"), "h5py_version": h5py.__version__,
+                     "pot_version": _installed("POT"), "cpu": llvm.get_host_cpu_name()}
+    return _VERSIONS
+
+
+def stamp(attrs, fmt: str, version: int, config_text: str, seeds: dict,
+          created: str | None = None) -> None:
+    """Write the common header into ``attrs`` (an HDF5 attribute manager).
+
+    ``seeds``: {"init", "data", "noise"} -> int, or None for a seed that is not known.
+    """
+    text = config_text or ""
+    attrs["format"] = fmt
+    attrs["format_version"] = version
+    attrs["package_version"] = __version__
+    attrs["created"] = created or now()
+    attrs["config"] = text
+    attrs["config_sha256"] = sha256(text)
+    for k in SEED_KEYS:
+        if seeds.get(k) is not None:
+            attrs[f"seed_{k}"] = np.uint64(seeds[k])
+    v = versions()
+    for k in ("numpy_version", "numba_version", "h5py_version"):   # the order of format 1
+        attrs[k] = v[k]
+    for k in VERSION_KEYS:
+        if k not in ("numpy_version", "numba_version", "h5py_version"):
+            attrs[k] = v[k]
+
+
+def text(value) -> str:
+    """An HDF5 string attribute as str (h5py gives bytes for fixed-length strings)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def check(attrs, path, fmt: str, reads: tuple, error, *, kind: str) -> int:
+    """Check the header of a file opened for reading; returns its format version.
+
+    Raises ``error`` (a one-line message naming ``path``) when the file is not of format
+    ``fmt`` (``kind`` names it: "run file", "gap file") or its version is not in
+    ``reads``.
+    """
+    got = text(attrs.get("format", ""))
+    if got != fmt:
+        other = {"meanfield-run": "a run file: use meanfield.open_run",
+                 "meanfield-gap": "a gap file: use meanfield.open_gap"}.get(got)
+        raise error(f"{path}: not a meanfield {kind} (no format = '{fmt}' attribute)"
+                    + (f" ({other})" if other else ""))
+    ver = int(attrs.get("format_version", -1))
+    if ver not in reads:
+        raise error(f"{path}: {kind} format version {ver} is not supported by this meanfield "
+                    f"(reads versions {', '.join(map(str, reads))}); upgrade meanfield")
+    return ver
+
+
+def config_text(attrs, path, error) -> str:
+    """The stored configuration text, checked against ``config_sha256`` (``error`` when
+    it does not match: the file was edited or damaged)."""
+    got = text(attrs.get("config", ""))
+    if sha256(got) != text(attrs.get("config_sha256", "")):
+        raise error(f"{path}: the stored configuration does not match its checksum (edited or "
+                    "damaged); refusing to use it")
+    return got
+
+
+def read_seeds(attrs) -> dict:
+    """{"init", "data", "noise"} -> int, or None where the file records no seed."""
+    return {k: (int(attrs[f"seed_{k}"]) if f"seed_{k}" in attrs else None) for k in SEED_KEYS}
+
+
+# ----------------------------------------------------------------------------------
+# write, then rename
+# ----------------------------------------------------------------------------------
+def _debris(path) -> list:
+    folder = os.path.dirname(os.path.abspath(path))
+    return glob.glob(os.path.join(glob.escape(folder),
+                                  "." + glob.escape(os.path.basename(path)) + ".*.tmp"))
+
+
+def remove_debris(path) -> None:
+    """Remove the temporary files of ``path`` that killed writers left behind (call it
+    holding ``path``'s writer lock: a live writer's temporary file is then not there)."""
+    for stale in _debris(path):
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:
+            pass
+
+
+def temporary(path) -> str:
+    """A new empty temporary file next to ``path`` (``.<name>.<random>.tmp``)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=folder)
+    os.close(fd)
+    return tmp
+
+
+def publish(tmp, path, *, overwrite: bool = True, fsync: bool = False) -> None:
+    """Give the complete file ``tmp`` the name ``path``: atomically replacing a file
+    there (``overwrite``), or never replacing one (FileExistsError)."""
+    if fsync:
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    if overwrite:
+        os.replace(tmp, path)
+    else:
+        os.link(tmp, path)   # atomic, and never replaces an existing file
+        os.unlink(tmp)
+
+
+def discard(tmp) -> None:
+    """Remove a temporary file that will not be published (if it is still there)."""
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
