@@ -11,7 +11,8 @@ cheap: the command line installs its Ctrl-C handling before Numba and the kernel
 from importlib import import_module
 
 from . import _parallel  # noqa: F401  (OpenMP's spinning, bounded before Numba starts a thread)
-from ._version import __version__
+
+__version__ = "0.2.0"
 
 # public name -> the module that defines it
 _EXPORTS = {

@@ -302,7 +302,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    from ._version import __version__
+    from . import __version__
 
     ap = _Parser(prog="meanfield", description="Mean-field networks: run, inspect "
                                  "and plot Wasserstein gradient-flow experiments.")

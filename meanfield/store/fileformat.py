@@ -35,7 +35,7 @@ import tempfile
 
 import numpy as np
 
-from .._version import __version__
+from .. import __version__   # the package is initialised before any of its modules
 
 SEED_KEYS = ("init", "data", "noise")
 VERSION_KEYS = ("python_version", "numpy_version", "scipy_version", "numba_version",
