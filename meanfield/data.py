@@ -17,14 +17,13 @@ import math
 import numpy as np
 from scipy import special, stats
 
+from . import streams
 from .registry import Param, Registry
 
 
 def as_rng(rng) -> np.random.Generator:
     """A numpy Generator from a Generator or an integer seed."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
+    return streams.generator(rng)
 
 
 def uniform_directions(n: int, d: int, rng) -> np.ndarray:

@@ -24,6 +24,8 @@ import warnings
 
 import numpy as np
 
+from . import streams
+
 MAX_COST_ENTRIES = 200_000_000   # n · n' above this: subsample first (a dense cost matrix)
 
 
@@ -98,7 +100,7 @@ def sliced_wasserstein2(a, b, *, n_projections: int = 128, seed: int = 0) -> flo
     if int(n_projections) != n_projections or n_projections < 1:
         raise ValueError(f"n_projections must be a positive integer, got {n_projections}")
     p = a.shape[1]
-    theta = np.random.default_rng(seed).standard_normal((int(n_projections), p))
+    theta = streams.generator(seed).standard_normal((int(n_projections), p))
     theta /= np.linalg.norm(theta, axis=1, keepdims=True)
     return math.sqrt(float(np.mean(_w2_1d_squared(a @ theta.T, b @ theta.T))))
 
@@ -109,7 +111,7 @@ def median_bandwidth(a, b, *, max_points: int = 2000, seed: int = 0) -> float:
     a, b = _clouds(a, b)
     z = np.concatenate([a, b])
     if z.shape[0] > max_points:
-        z = z[np.random.default_rng(seed).choice(z.shape[0], max_points, replace=False)]
+        z = z[streams.generator(seed).choice(z.shape[0], max_points, replace=False)]
     sq = np.sum(z * z, axis=1)
     d2 = sq[:, None] + sq[None, :] - 2.0 * z @ z.T
     iu = np.triu_indices(z.shape[0], 1)

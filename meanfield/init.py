@@ -12,20 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers import keyed_normals, stream_key
+from solvers import keyed_normals
 
 from .registry import Param, Registry
-
-INIT_DOMAIN = 0x494E4954   # domain tag of initialisation streams
-PARAM_INDEX = {"u": 0, "c": 1, "v": 2}
-
-
-def init_key(seed: int, block: int, param: str) -> int:
-    """The stream key of parameter ``param`` ("u", "c" or "v") of block ``block``
-    (1-based) for an initialisation seed."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
-    return stream_key(INIT_DOMAIN, int(seed), int(block), PARAM_INDEX[param])
+from .streams import init_key  # noqa: F401  (the key of a block's parameter; see streams.py)
 
 
 def _normals(key: int, shape: tuple) -> np.ndarray:

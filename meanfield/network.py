@@ -22,7 +22,8 @@ import numpy as np
 from . import _kernels as K
 from ._parallel import Schedule, parallel_threshold, policy, usable_threads
 from .activations import ACTIVATION_NAMES, act_numpy, activation_code
-from .init import Gaussian, Sphere, Zero, init_key
+from .init import Gaussian, Sphere, Zero
+from .streams import init_key
 from .layout import OUT_BIAS, PARAMS, group_name
 
 OUTPUTS = {"identity": K.PSI_IDENTITY, "clip01": K.PSI_CLIP01}

@@ -19,6 +19,7 @@ import numpy as np
 from solvers import Group
 
 from . import _kernels as K
+from . import streams
 from ._parallel import Schedule
 from .layout import OUT_BIAS
 from .network import OUTPUTS, Network
@@ -64,7 +65,8 @@ class Dataset:
 @dataclass(frozen=True)
 class Stream:
     """Fresh samples every step: ``n`` points from ``sampler(n, rng) -> X (n, d)``,
-    labelled by ``target(X) -> y (n,)``, with rng = default_rng([seed, step])."""
+    labelled by ``target(X) -> y (n,)``, drawn from the generator
+    :func:`meanfield.streams.fresh_samples` (seed, step)."""
 
     sampler: Callable
     target: Callable
@@ -72,7 +74,7 @@ class Stream:
     seed: int = 0
 
     def draw(self, step: int) -> Dataset:
-        rng = np.random.default_rng([int(self.seed), int(step)])
+        rng = streams.fresh_samples(self.seed, step)
         X = self.sampler(self.n, rng)
         return Dataset(X, self.target(X))
 

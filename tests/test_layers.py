@@ -13,7 +13,7 @@ ENTRY_POINTS = {"meanfield", "meanfield.cli", "meanfield.__main__"}
 LOADS_NUMBA = {"meanfield.network", "meanfield.objective", "solvers"}
 # modules that must stay light: reading a run file needs neither Numba nor the kernels
 LIGHT = ("meanfield.store", "meanfield.record", "meanfield.layout", "meanfield.presets",
-         "meanfield.store.fileformat")
+         "meanfield.store.fileformat", "meanfield.streams")
 
 
 def _module(path: pathlib.Path) -> str:

@@ -19,6 +19,7 @@ from ..experiment import Experiment
 from ..init import INIT_LAWS, Gaussian
 from ..layout import OUT_BIAS, PARAMS, group_name, group_names
 from ..network import Network, _block
+from .. import streams
 from ..objective import Dataset
 from ..targets import TARGETS
 from .schema import ConfigError
@@ -103,7 +104,7 @@ def make_data(cfg: dict):
     """(train, test or None) samples of ``[data]`` and ``[target]``, from ``seed.data``."""
     law = make_distribution(cfg)
     target = make_target(cfg)
-    rng = np.random.default_rng([cfg["seed"]["data"], 1])
+    rng = streams.data(cfg["seed"]["data"])
     X = law.sample(cfg["data"]["n_train"], rng)
     seed = cfg["seed"]["data"]
     train = Dataset(X, target(X), seed=seed)

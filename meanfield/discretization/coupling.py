@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import streams
 from ..network import Block, Network
 
 COUPLINGS = ("subsample", "independent")
@@ -63,7 +64,7 @@ def member(reference: Network, widths, *, coupling: str = "subsample", seed: int
         return Member(net, None, coupling, seed)
     blocks, sigma = [], []
     for l, (b, m) in enumerate(zip(reference.blocks, widths)):
-        idx = np.sort(np.random.default_rng([int(seed), l + 1, m]).choice(b.m, size=m, replace=False))
+        idx = np.sort(streams.subsample(seed, l + 1, m).choice(b.m, size=m, replace=False))
         blocks.append(Block(b.u[idx].copy(), b.c[idx].copy(), b.v[idx].copy(), b.activation,
                             b.bias, tuple(b.train)))
         sigma.append(idx)

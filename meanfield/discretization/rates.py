@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import streams
+
 
 @dataclass(frozen=True)
 class RateFit:
@@ -95,7 +97,7 @@ def fit_rate(widths, gaps, *, M=None, coupling: str = "subsample", reduce: str =
     x = effective_widths(widths, M, coupling)
     beta, C = _slope(x, red(gaps))
     S = gaps.shape[1]
-    cols = np.random.default_rng(seed).integers(0, S, (n_boot, S))
+    cols = streams.generator(seed).integers(0, S, (n_boot, S))
     boot = _slopes(x, red(gaps[:, cols]))   # (W, n_boot, S) reduced to (W, n_boot)
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
     return RateFit(beta, C, float(lo), float(hi), level, n_boot,
@@ -120,7 +122,7 @@ def fit_bias_rate(widths, f_members, f_reference, *, M=None, coupling: str = "su
     x = effective_widths(widths, M, coupling)
     beta, C = _slope(x, bias_gaps(f, ref))
     S = f.shape[1]
-    cols = np.random.default_rng(seed).integers(0, S, (n_boot, S))
+    cols = streams.generator(seed).integers(0, S, (n_boot, S))
     boot = np.empty(n_boot)
     for a in range(0, n_boot, 64):   # seed means of 64 resamples at a time: (W, 64, N)
         w = np.zeros((min(64, n_boot - a), S))

@@ -27,6 +27,7 @@ import numpy as np
 import solvers
 
 from .. import config as C
+from .. import streams
 from .._h5lock import LockedError, WriterLock
 from .._parallel import available_cores
 from ..distances import mmd2, sliced_wasserstein2, wasserstein2
@@ -41,12 +42,6 @@ from .options import (SweepError, SweepOptions, check_int, make_options, referen
                       reference_experiment)
 from .result import DECOMPOSITION_TERMS, GapResult
 
-DIST_SEED = 0x6D66_6761   # keys of the distance subsamples and projections
-
-
-def _fresh_seed(init: int, s: int) -> int:
-    """The init seed of independent member s (streams unrelated to the reference's)."""
-    return int(np.random.SeedSequence([int(init), 0x696E_6470, int(s)]).generate_state(1)[0])
 
 
 def trained_cloud(network, l: int) -> np.ndarray:
@@ -61,7 +56,7 @@ def trained_cloud(network, l: int) -> np.ndarray:
 def distance_indices(M: int, n: int, l: int) -> np.ndarray:
     """(2n,) a seeded permutation prefix of block l's reference particles: the first n
     are the reference's cloud in every distance, the next n its noise-floor partner."""
-    return np.random.default_rng([DIST_SEED, 0, l + 1]).permutation(M)[:2 * n]
+    return streams.reference_cloud(l + 1).permutation(M)[:2 * n]
 
 
 def _distances(a, b, opts, key) -> tuple:
@@ -138,7 +133,7 @@ def run_reference(cfg: dict, opts: SweepOptions) -> dict:
                 if a.shape[1]:
                     floor[0, w, j, l] = wasserstein2(b, a)
                     floor[1, w, j, l] = sliced_wasserstein2(
-                        b, a, n_projections=opts.n_projections, seed=DIST_SEED + l)
+                        b, a, n_projections=opts.n_projections, seed=streams.projections_seed(l + 1))
     out["w2_floor"], out["sliced_w2_floor"] = floor[0], floor[1]
     return out
 
@@ -159,7 +154,7 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
     S, L, T, n = opts.seeds, ref0.L, len(trace["t"]), opts.distance_size
     def fresh(ws, s):   # independent coupling: the initial laws with another init seed
         c = copy.deepcopy(cfg)
-        c["seed"]["init"] = _fresh_seed(cfg["seed"]["init"], s)
+        c["seed"]["init"] = streams.independent_init_seed(cfg["seed"]["init"], s)
         return C.make_network(c, widths=ws)
     members = [member(ref0, widths, coupling=opts.coupling, seed=s, fresh=fresh) for s in range(S)]
     nets = [mb.network for mb in members]
@@ -175,7 +170,7 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
         res[k] = np.full((S, T, L), np.nan)
     ref_idx = [distance_indices(M, n, l)[:n] for l, M in enumerate(opts.reference_width)]
     own_idx = [[None if widths[l] <= n else
-                np.sort(np.random.default_rng([DIST_SEED, 1, w, s, l + 1]).permutation(widths[l])[:n])
+                np.sort(streams.member_cloud(w, s, l + 1).permutation(widths[l])[:n])
                 for l in range(L)] for s in range(S)]
     steps = list(trace["step"])
 
@@ -204,7 +199,7 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
                 if own_idx[s][l] is not None:
                     cloud = cloud[own_idx[s][l]]
                 res["w2"][s, j, l], res["sliced_w2"][s, j, l], res["mmd2"][s, j, l] = \
-                    _distances(cloud, ref_clouds[l], opts, DIST_SEED + l)
+                    _distances(cloud, ref_clouds[l], opts, streams.projections_seed(l + 1))
             if L == 2:
                 res["decomposition"][s, j] = _terms(
                     decomposition(net, ref, X, y, h_reference=trace["features"][0][j]))
