@@ -95,11 +95,11 @@ def child(sizes, rounds: int, min_time: float, what: str = "meanfield") -> dict:
             fns["jax"] = run
             row["jax_velocity_rel_err"] = err
         else:
-            from meanfield._parallel import Schedule
+            from meanfield.parallel import Schedule
 
             serial, again = rzg_objective(**p), rzg_objective(**p)
             for o in (serial, again):   # the serial kernels, as MEANFIELD_PARALLEL=never
-                o._plan.schedule = Schedule(o._plan.parallel_work, "never")
+                o.schedule = Schedule(o.work, "never")
             for k, o in (("default", obj), ("serial", serial), ("serial_again", again)):
                 th = o.network.theta.copy()
                 vel = np.empty_like(th)
@@ -108,7 +108,7 @@ def child(sizes, rounds: int, min_time: float, what: str = "meanfield") -> dict:
         for fn in fns.values():   # warm: compiled
             _mean_time(fn, min(0.3, 4 * min_time), min_calls=12)
         if what != "jax":         # and the adaptive schedule past its start
-            sch = obj._plan.schedule
+            sch = obj.schedule
             while sch.exploring:
                 fns["default"]()
             before = (sch.switches, sch.probes)
@@ -172,7 +172,7 @@ def selection(args):
 
 def run(args) -> dict:
     sizes, loads, configs = selection(args)
-    from meanfield._parallel import available_cores
+    from meanfield.parallel import available_cores
 
     from .report import _machine
 

@@ -58,7 +58,7 @@ def rzg_laws(d):
     import meanfield as mf
 
     es = mf.data.EldanShamir(d)
-    med = float(es._tab.ppf(np.array([0.5]))[0] / es._c)
+    med = float(es.norm_ppf(np.array([0.5]))[0])
     return {"uniform-norm": mf.data.Radial(d, stats.uniform(0.0, 2.0)),
             "eldan-shamir": mf.data.Radial(d, lambda n, rng: es.sample_norms(n, rng) / med)}
 
@@ -202,9 +202,9 @@ def rzg_report(summary) -> str:
 
 
 def _rzg_figures(out, p, rows, curves, profiles, features) -> list:
-    from meanfield.plots import _plt
+    from meanfield.plots import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     files = []
     models = ("2-layer", "3-layer", "3-layer, two stages")
     colors = dict(zip(models, ("tab:red", "tab:blue", "tab:green")))
@@ -270,7 +270,7 @@ def _rzg_figures(out, p, rows, curves, profiles, features) -> list:
 
 
 def _save(fig, out, name) -> str:
-    from meanfield.plots import _save as save
+    from meanfield.plots import save_figure as save
 
     return save(fig, out, name, dpi=90)
 
@@ -487,9 +487,9 @@ def sl_report(summary) -> str:
 
 
 def _sl_figures(out, p, rows, profiles) -> list:
-    from meanfield.plots import _plt
+    from meanfield.plots import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     files = []
     lams = p["lams"]
     fig, axes = plt.subplots(1, len(lams), figsize=(3.2 * len(lams), 3.6), squeeze=False, sharey=True)

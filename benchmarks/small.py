@@ -140,7 +140,7 @@ def crossover_part(res):
     """Serial against parallel kernels over sizes (widths [m, m], d = 8, N = 4m)."""
     import numba
 
-    from meanfield import _parallel as P
+    from meanfield import parallel as P
 
     rows = []
     for m in (8, 16, 32, 64, 128, 256, 512):
@@ -148,9 +148,9 @@ def crossover_part(res):
         obj = rzg_objective(**p)
         t = {}
         for sched, policy in (("serial", "never"), ("parallel", "always")):
-            obj._plan.schedule = P.Schedule(float("inf"), policy)
+            obj.schedule = P.Schedule(float("inf"), policy)
             t[sched] = eval_time(obj, rounds=3, min_time=0.1)
-        rows.append({"m": m, "n": p["n"], "work": obj._plan.parallel_work, "serial_us": 1e6 * t["serial"],
+        rows.append({"m": m, "n": p["n"], "work": obj.work, "serial_us": 1e6 * t["serial"],
                      "parallel_us": 1e6 * t["parallel"]})
     res["crossover"] = {"threads": numba.get_num_threads(), "threshold": P.PARALLEL_MIN_WORK,
                         "rows": rows}

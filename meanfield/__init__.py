@@ -10,7 +10,7 @@ cheap: the command line installs its Ctrl-C handling before Numba and the kernel
 """
 from importlib import import_module
 
-from . import _parallel  # noqa: F401  (OpenMP's spinning, bounded before Numba starts a thread)
+from . import parallel  # noqa: F401  (OpenMP's spinning, bounded before Numba starts a thread)
 
 __version__ = "0.2.0"
 
@@ -37,7 +37,8 @@ _EXPORTS = {
 }
 _MODULES = ("closed_forms", "data", "init", "targets", "config", "experiment", "distances",
             "discretization", "limit", "network", "objective", "store", "activations",
-            "registry", "train", "plots", "cli", "runs", "record", "presets")
+            "registry", "train", "plots", "cli", "runs", "record", "presets", "parallel",
+            "streams", "layout")
 
 __all__ = ["__version__", *_MODULES[:9], *_EXPORTS]
 

@@ -391,10 +391,10 @@ def main(argv=None) -> int:
         ap.print_help(sys.stderr)
         return 2
     try:
-        from . import _parallel
+        from . import parallel
 
         try:
-            _parallel.check_environment()
+            parallel.check_environment()
         except ValueError as e:
             raise UsageError(str(e)) from None
         out = getattr(args, "output", None)

@@ -225,7 +225,11 @@ class EldanShamir(RadialLaw):
         self._c = 2.0 * math.pi * self.R  # t = c ρ
 
     def sample_norms(self, n, rng):
-        return self._tab.ppf(rng.random(n)) / self._c
+        return self.norm_ppf(rng.random(n))
+
+    def norm_ppf(self, q):
+        """The quantile function of the norm law, at ``q`` (array) in [0, 1]."""
+        return self._tab.ppf(q) / self._c
 
     def norm_pdf(self, rho):
         rho = np.asarray(rho, dtype=float)

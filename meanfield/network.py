@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from . import _kernels as K
-from ._parallel import Schedule, parallel_threshold, policy, usable_threads
+from .parallel import Schedule, parallel_threshold, policy, usable_threads
 from .activations import ACTIVATION_NAMES, act_numpy, activation_code
 from .init import Gaussian, Sphere, Zero
 from .streams import init_key

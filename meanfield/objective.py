@@ -20,7 +20,7 @@ from solvers import Group
 
 from . import _kernels as K
 from . import streams
-from ._parallel import Schedule
+from .parallel import Schedule
 from .layout import OUT_BIAS
 from .network import OUTPUTS, Network
 
@@ -161,7 +161,7 @@ class _Plan:
 
     def run(self, theta, vel, mode) -> np.ndarray:
         """Evaluate (``mode``: K.FORWARD, K.LOSS or K.VELOCITY); returns the (B,) losses.
-        The thread count comes from the plan's :class:`~meanfield._parallel.Schedule`."""
+        The thread count comes from the plan's :class:`~meanfield.parallel.Schedule`."""
         t = self.schedule.begin()
         try:
             K.evaluate(theta, self.layouts, self.scales, self.offb, self.XT, self.Y, self.didx,
@@ -172,7 +172,28 @@ class _Plan:
         return self.values
 
 
-class Objective:
+class _Scheduled:
+    """What Objective and BatchedObjective share about their kernel calls."""
+
+    @property
+    def schedule(self) -> Schedule:
+        """The :class:`~meanfield.parallel.Schedule` that picks the serial or a parallel
+        kernel for each call (assign one to force a policy, e.g.
+        ``Schedule(obj.work, "never")``; the results are the same bits either way)."""
+        return self._plan.schedule
+
+    @schedule.setter
+    def schedule(self, value: Schedule) -> None:
+        self._plan.schedule = value
+
+    @property
+    def work(self) -> int:
+        """The work of one kernel call, N · Σ_l m_l (k_{l−1} + 1 + k_l) summed over the
+        networks evaluated together (what the parallel threshold compares)."""
+        return self._plan.parallel_work
+
+
+class Objective(_Scheduled):
     """Empirical risk of ``network`` on ``data`` as a velocity field for :mod:`solvers`.
 
     Parameters
@@ -287,7 +308,7 @@ class Objective:
         return total
 
 
-class BatchedObjective:
+class BatchedObjective(_Scheduled):
     """Several :class:`Objective` s of one architecture as one kernel call.
 
     The state is the concatenation of the members' parameter vectors (as in

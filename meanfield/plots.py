@@ -10,7 +10,7 @@ from .discretization.rates import bias_gaps, effective_widths
 from .layout import PARAMS, group_name
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,7 +31,7 @@ def plot_run(run, outdir: str, snapshots=None) -> list:
     snapshots (markers only).
     Returns the written paths.
     """
-    plt = _plt()
+    plt = pyplot()
     files = []
     n = run.n_series
     if n:
@@ -50,7 +50,7 @@ def plot_run(run, outdir: str, snapshots=None) -> list:
         loss_name = run.config["solver"]["loss"] if run.config is not None else "squared"
         ax.set_title(f"loss ({loss_name}), status: {run.status}")
         ax.legend()
-        files.append(_save(fig, outdir, "loss.png"))
+        files.append(save_figure(fig, outdir, "loss.png"))
 
     S = run.n_snapshots
     if S == 0:
@@ -72,7 +72,7 @@ def plot_run(run, outdir: str, snapshots=None) -> list:
         ax.set_ylabel("f(x)")
         ax.set_title("learned function against the target along ‖x‖")
         ax.legend(markerscale=4)
-        files.append(_save(fig, outdir, "function.png"))
+        files.append(save_figure(fig, outdir, "function.png"))
 
     net = run.template()
     for l, b in enumerate(net.blocks):
@@ -94,7 +94,7 @@ def plot_run(run, outdir: str, snapshots=None) -> list:
         ax.set_ylabel("RMS displacement (1/m Σ‖θᵢ(t) − θᵢ(0)‖²)^½")
         ax.set_title(f"particle movement per block ({S} snapshots)")
         ax.legend()
-        files.append(_save(fig, outdir, "movement.png"))
+        files.append(save_figure(fig, outdir, "movement.png"))
     return files
 
 
@@ -136,10 +136,11 @@ def _particles(plt, run, l, b, snaps, outdir) -> str:
         axes[1, col].set_title(f"v₁ at t = {t:.3g}")
     fig.tight_layout()
     fig.colorbar(sc, ax=list(axes[0]), label="v₁ (one scale for every panel)")
-    return _save(fig, outdir, f"particles-block{l + 1}.png", tight=False)
+    return save_figure(fig, outdir, f"particles-block{l + 1}.png", tight=False)
 
 
-def _save(fig, outdir, name, tight=True, dpi=110) -> str:
+def save_figure(fig, outdir, name, tight=True, dpi=110) -> str:
+    """Save ``fig`` as ``outdir/name`` (PNG), close it, and return the path."""
     path = os.path.join(outdir, name)
     if tight:
         fig.tight_layout()
@@ -196,7 +197,7 @@ def plot_gap(res, outdir: str) -> list:
     the [RZG] bound over time for the reference and the narrowest and widest members.
     Returns the written paths.
     """
-    plt = _plt()
+    plt = pyplot()
     files = []
     o = res.options
     done = np.flatnonzero(res.done)
@@ -245,7 +246,7 @@ def plot_gap(res, outdir: str) -> list:
         ax.axis("off")
     fig.suptitle(f"gap to the width-{o.reference_width[0]} reference against the width "
                  f"({o.seeds} seeds, {o.coupling} coupling)")
-    files.append(_save(fig, outdir, "gap-vs-width.png"))
+    files.append(save_figure(fig, outdir, "gap-vs-width.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     cmap = plt.get_cmap("viridis")
@@ -259,7 +260,7 @@ def plot_gap(res, outdir: str) -> list:
         ax.set_xlabel("flow time t")
         ax.set_yscale("log")
     axes[0].legend(fontsize=7, ncol=2)
-    files.append(_save(fig, outdir, "gap-vs-time.png"))
+    files.append(save_figure(fig, outdir, "gap-vs-time.png"))
 
     if res.rates:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -274,7 +275,7 @@ def plot_gap(res, outdir: str) -> list:
         ax.set_ylabel(f"rate β (gap ∝ x^−β, x = {res.rates['function']['x']})")
         ax.set_title(f"fitted rate, {100 * res.rates['function']['level']:.0f} % bootstrap band")
         ax.legend(fontsize=7)
-        files.append(_save(fig, outdir, "beta.png"))
+        files.append(save_figure(fig, outdir, "beta.png"))
 
     if res.decomposition is not None:
         terms = ("first_block", "feature_error", "perfect_first", "bound", "mse")
@@ -294,5 +295,5 @@ def plot_gap(res, outdir: str) -> list:
             ax.set_title(who)
         axes[0].set_ylabel("term of the [RZG] bound (test sample)")
         axes[0].legend(fontsize=7)
-        files.append(_save(fig, outdir, "decomposition.png"))
+        files.append(save_figure(fig, outdir, "decomposition.png"))
     return files

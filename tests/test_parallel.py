@@ -1,4 +1,4 @@
-"""The serial/parallel schedule (meanfield/_parallel.py): which candidates it offers, how
+"""The serial/parallel schedule (meanfield/parallel.py): which candidates it offers, how
 it chooses among them on a simulated machine whose load changes, what it costs, and that
 no choice changes a bit of the results."""
 import hashlib
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import _parallel as P
+from meanfield import parallel as P
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = 1 << 40   # work far above any threshold
@@ -194,7 +194,7 @@ def test_every_schedule_gives_the_same_bits():
 
 SCRIPT = r"""
 import hashlib, numpy as np, numba
-from meanfield import _parallel as P
+from meanfield import parallel as P
 from tests.test_parallel import _traj, Alternating, BIG
 assert numba.get_num_threads() == 4
 out = []

@@ -122,7 +122,7 @@ def test_in_process_local_cluster_and_scheduler_are_bit_identical(tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     a, b, c = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"
     sweep(preset_text("relu-norm-3layer"), path=a, **SMALL)
-    from meanfield._parallel import available_cores
+    from meanfield.parallel import available_cores
 
     sweep(preset_text("relu-norm-3layer"), path=b, workers=min(2, available_cores()), **SMALL)
     _same_files(a, b)

@@ -115,9 +115,6 @@ def make_data(cfg: dict):
     return train, test, target
 
 
-STAGES = {"euler": 1, "heun": 2, "rk4": 4, "rk45": 7}
-
-
 def estimate_memory(cfg: dict) -> tuple:
     """(bytes, key): about how much memory the run of ``cfg`` needs, and the key that
     drives it.  Counted in 8-byte words: the parameters with their solver copies (the
@@ -130,7 +127,7 @@ def estimate_memory(cfg: dict) -> tuple:
     rows = sum(dims[1:])
     per_sample = 2 * (m["d"] + 1) + 2 * rows + 1
     n = cfg["data"]["n_train"] + cfg["data"]["n_test"]
-    params = 8 * P * (STAGES[cfg["solver"]["method"]] + 10)
+    params = 8 * P * (solvers.get_method(cfg["solver"]["method"]).stages + 10)
     data = 8 * n * per_sample
     key = "model.widths" if params >= data else "data.n_train"
     return params + data, key

@@ -18,7 +18,7 @@ from ..layout import group_names
 from ..registry import REQUIRED
 from ..targets import TARGETS
 
-METHODS = ("euler", "heun", "rk4", "rk45")
+METHODS = tuple(solvers.METHODS)   # the integrators solvers/ provides
 SEED_KEYS = ("init", "data", "noise")
 SEED_MAX = 2 ** 64 - 1
 

@@ -29,7 +29,7 @@ import solvers
 from .. import config as C
 from .. import streams
 from .._h5lock import LockedError, WriterLock
-from .._parallel import available_cores
+from ..parallel import available_cores
 from ..distances import mmd2, sliced_wasserstein2, wasserstein2
 from ..experiment import drive
 from ..objective import Dataset, Objective
