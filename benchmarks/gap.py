@@ -97,7 +97,7 @@ def run(args) -> dict:
                "overhead_members_alone": wall / (k["reference"] + k["members_alone"]),
                "steps": k["steps"], "gap_times": len(res.t), "x": f["x"], "level": f["level"],
                "n_boot": f["n_boot"], "file": path, "figures": figs,
-               "reference_status": res.reference["status"], "status": res.file_status}
+               "reference_status": res.reference.status, "status": res.file_status}
         for tag, j in (("t0", 0), ("end", len(res.t) - 1)):
             row[tag] = {"t": float(res.t[j]),
                         "beta": [float(f["beta"][j]), float(f["beta_lo"][j]), float(f["beta_hi"][j])],

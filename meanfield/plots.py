@@ -202,7 +202,7 @@ def plot_gap(res, outdir: str) -> list:
     o = res.options
     done = np.flatnonzero(res.done)
     t = res.t
-    T, L = len(t), len(res.reference["features"])
+    T, L = len(t), len(res.reference.features)
     first_time = 0
     last = T - 1
     xname = "width m" if not res.rates else res.rates["function"]["x"]
@@ -226,7 +226,7 @@ def plot_gap(res, outdir: str) -> list:
         for j, color in ((first_time, "tab:blue"), (last, "tab:red")):
             lab = f"t = {t[j]:.4g}"
             if kind == "bias":
-                red = bias_gaps(res.outputs[done][:, :, j], res.reference["outputs"][j])
+                red = bias_gaps(res.outputs[done][:, :, j], res.reference.outputs[j])
                 per = red[:, None]
             else:
                 per = g[:, :, j]
@@ -280,7 +280,7 @@ def plot_gap(res, outdir: str) -> list:
     if res.decomposition is not None:
         terms = ("first_block", "feature_error", "perfect_first", "bound", "mse")
         fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
-        rd = dict(zip(("lip",) + terms, res.reference["decomposition"].T[:6]))
+        rd = dict(zip(("lip",) + terms, res.reference.decomposition.T[:6]))
         whos = [("reference", {k: rd[k] for k in terms})]
         for w in (done[0], done[-1]):
             whos.append((f"m = {res.widths[w]} (mean of {o.seeds} seeds)",

@@ -40,7 +40,7 @@ def test_a_version_1_gap_file_opens_and_is_recomputed_bit_for_bit():
         assert np.array_equal(getattr(old, k), getattr(new, k), equal_nan=True), k
     for term, arr in old.decomposition.items():
         assert np.array_equal(arr, new.decomposition[term], equal_nan=True), term
-    assert np.array_equal(old.reference["theta"], new.reference["theta"])
+    assert np.array_equal(old.reference.theta, new.reference.theta)
     for name, r in old.rates.items():
         for k in ("beta", "beta_lo", "beta_hi", "C"):
             assert np.array_equal(r[k], new.rates[name][k], equal_nan=True), (name, k)

@@ -95,7 +95,7 @@ def test_sweep_file_holds_the_required_names_and_reads_back(tmp_path):
         assert np.array_equal(back.decomposition[term], res.decomposition[term], equal_nan=True)
     # the final particles of every member are stored: its function gap at the end is
     # recomputed offline from the file alone
-    ref = back.template().with_theta(back.reference["theta"][-1])
+    ref = back.template().with_theta(back.reference.theta[-1])
     for w, widths in enumerate(back.options.widths):
         from meanfield.discretization import member
 
@@ -253,6 +253,6 @@ def test_a_diverging_reference_is_recorded_not_a_crash(tmp_path):
     r = sweep(preset_text("teacher-2layer"), widths=[8, 16, 32], seeds=2, reference_width=128,
               every=5, distance_size=16, n_boot=20, path=path,
               overrides=["solver.steps=60", "solver.dt=40", "data.n_train=64", "data.n_test=32"])
-    assert r.reference["status"] == "diverged" and r.file_status == "diverged"
+    assert r.reference.status == "diverged" and r.file_status == "diverged"
     assert open_gap(path).file_status == "diverged" and r.done.all()
     assert np.all(np.isfinite(r.function[:, :, 0]))

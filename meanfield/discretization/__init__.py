@@ -18,7 +18,7 @@ from .coupling import COUPLINGS, Member, member
 from .measures import block_clouds, coupling_gap, feature_gaps, function_gap
 from .decomposition import Decomposition, decomposition, lipschitz_bound
 from .options import SweepError, SweepOptions, make_options, parse_widths
-from .result import GapResult
+from .result import GapResult, Trace
 from .gapfile import GapFileError, GapWriteError, open_gap
 from .sweep import resume_sweep, sweep
 from .rates import Extrapolation, RateFit, effective_widths, extrapolate, fit_bias_rate, fit_rate
@@ -27,4 +27,4 @@ __all__ = ["COUPLINGS", "Member", "member", "block_clouds", "coupling_gap", "fea
            "function_gap", "Extrapolation", "RateFit", "effective_widths", "extrapolate",
            "fit_bias_rate", "fit_rate", "Decomposition", "decomposition", "lipschitz_bound",
            "SweepError", "SweepOptions", "make_options", "parse_widths", "resume_sweep", "sweep",
-           "GapFileError", "GapWriteError", "GapResult", "open_gap"]
+           "GapFileError", "GapWriteError", "GapResult", "Trace", "open_gap"]

@@ -18,7 +18,7 @@ import numpy as np
 from .. import config as C
 from ..store import fileformat, write_architecture
 from .options import SweepOptions
-from .result import ARRAYS, DECOMPOSITION_TERMS, RATE_FIELDS, REFERENCE_ARRAYS, GapResult
+from .result import ARRAYS, DECOMPOSITION_TERMS, RATE_FIELDS, REFERENCE_ARRAYS, GapResult, Trace
 
 FORMAT = "meanfield-gap"
 FORMAT_VERSION = 1
@@ -37,10 +37,6 @@ class GapWriteError(OSError):
 # ----------------------------------------------------------------------------------
 # writing
 # ----------------------------------------------------------------------------------
-def _s(text) -> np.bytes_:
-    return np.bytes_(str(text).encode("utf-8"))
-
-
 def write(path, res: GapResult, status: str, message: str = "") -> None:
     """Write ``res`` to ``path`` atomically (temporary file, fsync, rename).  A failed
     write raises OSError and leaves ``path`` as it was."""
@@ -85,25 +81,25 @@ def _fill(tmp, res, status, message) -> None:
         g.create_dataset("reference_width", data=np.array(res.options.reference_width, dtype=np.int64))
         if res.reference is not None:
             ref = res.reference
-            g.create_dataset("t", data=np.asarray(ref["t"], dtype=float))
-            g.create_dataset("steps", data=np.asarray(ref["step"], dtype=np.int64))
+            g.create_dataset("t", data=np.asarray(ref.t, dtype=float))
+            g.create_dataset("steps", data=np.asarray(ref.step, dtype=np.int64))
             for k in ARRAYS:
                 g.create_dataset(k, data=getattr(res, k))
             if res.decomposition is not None:
                 for term, arr in res.decomposition.items():
                     g.create_dataset(f"decomposition/{term}", data=arr)
             rg = f.create_group("reference")
-            rg.attrs["status"] = ref["status"]
-            rg.attrs["message"] = ref["message"]
+            rg.attrs["status"] = ref.status
+            rg.attrs["message"] = ref.message
             for k in REFERENCE_ARRAYS:
-                rg.create_dataset(k, data=np.asarray(ref[k], dtype=float))
-            for l, h in enumerate(ref["features"]):
+                rg.create_dataset(k, data=np.asarray(getattr(ref, k), dtype=float))
+            for l, h in enumerate(ref.features):
                 rg.create_dataset(f"features/{l + 1}", data=h)
-            if ref["decomposition"] is not None:
+            if ref.decomposition is not None:
                 for i, term in enumerate(DECOMPOSITION_TERMS):
-                    rg.create_dataset(f"decomposition/{term}", data=ref["decomposition"][:, i])
+                    rg.create_dataset(f"decomposition/{term}", data=ref.decomposition[:, i])
             for k in ("w2_floor", "sliced_w2_floor"):
-                rg.create_dataset(k, data=ref[k])
+                rg.create_dataset(k, data=getattr(ref, k))
         mg = f.create_group("members")
         for w in range(res.options.W):
             if res.done[w]:
@@ -124,7 +120,7 @@ def _fill(tmp, res, status, message) -> None:
             tg = eg.create_group("test_loss")
             for k in ("value", "error", "reference"):
                 tg.create_dataset(k, data=np.asarray(ex[k], dtype=float))
-            tg.create_dataset("variable", data=np.array([_s(v) for v in ex["variable"]], dtype="S16"))
+            tg.create_dataset("variable", data=np.array([fileformat.fixed_bytes(v, 16) for v in ex["variable"]], dtype="S16"))
             fg = eg.create_group("function")
             for k, v in res.extrapolation["function"].items():
                 fg.attrs[k] = v
@@ -179,14 +175,14 @@ def _read(f, path) -> GapResult:
     if "reference" in f:
         rg = f["reference"]
         L = len(opts.reference_width)
-        trace = {"t": g["t"][()], "step": g["steps"][()], "status": _str(rg.attrs["status"]),
-                 "message": _str(rg.attrs["message"])}
-        for k in REFERENCE_ARRAYS + ("w2_floor", "sliced_w2_floor"):
-            trace[k] = rg[k][()]
-        trace["features"] = [rg[f"features/{l + 1}"][()] for l in range(L)]
-        trace["decomposition"] = (np.stack([rg[f"decomposition/{k}"][()] for k in DECOMPOSITION_TERMS],
-                                           axis=1) if "decomposition" in rg else None)
-        res.set_reference(trace)
+        arrays = {k: rg[k][()] for k in REFERENCE_ARRAYS + ("w2_floor", "sliced_w2_floor")}
+        res.set_reference(Trace(
+            t=g["t"][()], step=g["steps"][()], status=_str(rg.attrs["status"]),
+            message=_str(rg.attrs["message"]),
+            features=[rg[f"features/{l + 1}"][()] for l in range(L)],
+            decomposition=(np.stack([rg[f"decomposition/{k}"][()] for k in DECOMPOSITION_TERMS],
+                                    axis=1) if "decomposition" in rg else None),
+            **arrays))
         for k in ARRAYS:
             setattr(res, k, g[k][()])
         if res.decomposition is not None:

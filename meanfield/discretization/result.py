@@ -28,6 +28,37 @@ RATE_FIELDS = ("beta", "beta_lo", "beta_hi", "C")
 
 
 @dataclass(repr=False, eq=False)
+class Trace:
+    """The reference task's record at the T gap times (what every width task receives).
+
+    t (T,) flow times;  step (T,) int64 steps;  theta (T, P) the reference's particles
+    outputs (T, N) f_M on the test sample;  loss_train, loss_test (T,)
+    features: list over blocks of (T, N, k_l), the block outputs on the test sample
+    decomposition (T, 7) the [RZG] terms (DECOMPOSITION_TERMS), two-block networks only
+    (else None);  w2_floor, sliced_w2_floor (W, T, L) the distances between two
+    disjoint samples of the reference's cloud, of each width's cloud size
+    status, message: how the reference run ended ("complete", "diverged")
+    """
+
+    t: np.ndarray
+    step: np.ndarray
+    theta: np.ndarray
+    outputs: np.ndarray
+    loss_train: np.ndarray
+    loss_test: np.ndarray
+    features: list
+    decomposition: np.ndarray | None
+    w2_floor: np.ndarray
+    sliced_w2_floor: np.ndarray
+    status: str
+    message: str
+
+    def __repr__(self) -> str:
+        return (f"<Trace {self.status}: {len(self.t)} gap times, t = 0 … {self.t[-1]:.6g}, "
+                f"P = {self.theta.shape[1]}, {len(self.features)} blocks>")
+
+
+@dataclass(repr=False, eq=False)
 class GapResult:
     """A width sweep: options, reference trace, members' gaps, rates.
 
@@ -40,9 +71,7 @@ class GapResult:
     outputs (W, S, T, N) f_m on the test sample;  decomposition: dict term -> (W, S, T)
     (two-block networks; None otherwise).  Member arrays are None until the reference
     has finished (:meth:`set_reference`), NaN for widths not yet done.
-    reference: dict with t, step, theta (T, P), outputs (T, N), loss_train, loss_test
-    (T,), features (list of (T, N, k_l)), decomposition ((T, 7) or None), w2_floor,
-    sliced_w2_floor, status, message
+    reference: the reference's :class:`Trace` (None until it has finished)
     done (W,) bool;  status (W,) str per width ("" until it ran)
     theta: list of (S, P_w) final particles per width (None until it ran);  sigma: list
     (per width) of lists (per block) of (S, m_l), subsample coupling only
@@ -63,7 +92,7 @@ class GapResult:
     status: list = None
     theta: list = None
     sigma: list = None
-    reference: dict | None = None
+    reference: Trace | None = None
     function: np.ndarray | None = None
     loss_train: np.ndarray | None = None
     loss_test: np.ndarray | None = None
@@ -131,20 +160,20 @@ class GapResult:
 
     @property
     def t(self) -> np.ndarray:
-        return self.reference["t"] if self.reference else np.zeros(0)
+        return self.reference.t if self.reference is not None else np.zeros(0)
 
     @property
     def steps(self) -> np.ndarray:
-        return self.reference["step"] if self.reference else np.zeros(0, dtype=np.int64)
+        return self.reference.step if self.reference is not None else np.zeros(0, dtype=np.int64)
 
     @property
     def complete(self) -> bool:
         return self.reference is not None and bool(self.done.all())
 
-    def set_reference(self, trace: dict) -> None:
+    def set_reference(self, trace: Trace) -> None:
         """Take the reference task's trace and allocate the members' arrays (NaN)."""
-        self.reference = dict(trace)
-        W, S, T, L = self.options.W, self.options.seeds, len(trace["t"]), len(trace["features"])
+        self.reference = trace
+        W, S, T, L = self.options.W, self.options.seeds, len(trace.t), len(trace.features)
         N = self.x_test.shape[0]
         for k in PER_SEED:
             setattr(self, k, np.full((W, S, T), np.nan))
@@ -152,16 +181,16 @@ class GapResult:
             setattr(self, k, np.full((W, S, T, L), np.nan))
         self.outputs = np.full((W, S, T, N), np.nan)
         for k in FLOORS:
-            setattr(self, k, np.asarray(trace[k]))
+            setattr(self, k, np.asarray(getattr(trace, k)))
         self.decomposition = ({k: np.full((W, S, T), np.nan) for k in DECOMPOSITION_TERMS}
-                              if trace["decomposition"] is not None else None)
+                              if trace.decomposition is not None else None)
 
     def set_width(self, w: int, res: dict) -> None:
         """Take width index ``w``'s task result."""
         ref = self.reference
         self.function[w] = res["function"]
-        self.loss_train[w] = res["loss_train"] - ref["loss_train"][None, :]
-        self.loss_test[w] = res["loss_test"] - ref["loss_test"][None, :]
+        self.loss_train[w] = res["loss_train"] - ref.loss_train[None, :]
+        self.loss_test[w] = res["loss_test"] - ref.loss_test[None, :]
         for k in PER_BLOCK + ("outputs",):
             getattr(self, k)[w] = res[k]
         if self.decomposition is not None:
@@ -193,7 +222,7 @@ class GapResult:
         """
         o = self.options
         m = self.widths
-        T, L = len(self.t), len(self.reference["features"])
+        T, L = len(self.t), len(self.reference.features)
         kw = dict(M=o.reference_width[0], coupling=o.coupling, n_boot=o.n_boot, level=o.level)
         series = {"function": self.function}
         for l in range(L):
@@ -208,7 +237,7 @@ class GapResult:
                     f = self.outputs[:, :, j]
                     if not np.isfinite(f).all():
                         continue
-                    fit = fit_bias_rate(m, f, self.reference["outputs"][j], seed=j, **kw)
+                    fit = fit_bias_rate(m, f, self.reference.outputs[j], seed=j, **kw)
                 else:
                     gj = g[:, :, j]
                     if not (np.isfinite(gj).all() and (gj > 0).all()):
@@ -220,10 +249,10 @@ class GapResult:
             rates[name] = r
         self.rates = rates
         ex = {"value": np.full(T, np.nan), "error": np.full(T, np.nan),
-              "variable": [""] * T, "reference": np.asarray(self.reference["loss_test"])}
+              "variable": [""] * T, "reference": np.asarray(self.reference.loss_test)}
         if m.size >= 3:
             for j in range(T):
-                vals = np.mean(self.loss_test[:, :, j], axis=1) + self.reference["loss_test"][j]
+                vals = np.mean(self.loss_test[:, :, j], axis=1) + self.reference.loss_test[j]
                 if np.isfinite(vals).all():
                     e = extrapolate(m, vals)
                     ex["value"][j], ex["error"][j], ex["variable"][j] = e.value, e.error, e.variable
@@ -231,7 +260,7 @@ class GapResult:
         f = self.outputs[:, :, -1].mean(axis=1)   # (W, N)
         if m.size >= 3 and np.isfinite(f).all():
             e = extrapolate(m, f)
-            fref = self.reference["outputs"][-1]
+            fref = self.reference.outputs[-1]
             fx = {"variable": e.variable, "extrapolated_gap": output_gap(e.value, fref),
                   "widest_gap": output_gap(f[-1], fref)}
         self.extrapolation = {"test_loss": ex, "function": fx}
@@ -249,15 +278,15 @@ class GapResult:
                      ("" if self.reference is not None else "; the reference has not finished"))
         if self.reference is not None:
             lines.append(f"gap times: {len(self.t)} (every {o.every} steps), t = 0 … {self.t[-1]:.6g}; "
-                         f"reference {self.reference['status']}, test loss "
-                         f"{self.reference['loss_test'][0]:.4e} -> {self.reference['loss_test'][-1]:.4e}")
+                         f"reference {self.reference.status}, test loss "
+                         f"{self.reference.loss_test[0]:.4e} -> {self.reference.loss_test[-1]:.4e}")
         if self.reference is not None and self.done.any():
             w = int(np.flatnonzero(self.done)[-1])
             j = len(self.t) - 1
             lines.append(f"distances between clouds of at most {o.distance_size} particles (seeded "
                          f"subsamples of member and reference), at t = {self.t[j]:.4g} for m = "
                          f"{int(self.widths[w])} (mean over seeds; noise floor in brackets):")
-            for l in range(len(self.reference["features"])):
+            for l in range(len(self.reference.features)):
                 lines.append(f"  block {l + 1}: W2 {np.mean(self.w2[w, :, j, l]):.4g} "
                              f"[{self.w2_floor[w, j, l]:.4g}], sliced W2 "
                              f"{np.mean(self.sliced_w2[w, :, j, l]):.4g} [{self.sliced_w2_floor[w, j, l]:.4g}], "

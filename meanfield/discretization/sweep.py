@@ -40,7 +40,7 @@ from .gapfile import GapWriteError, open_gap
 from .measures import block_clouds, coupling_gap, feature_gap, output_gap
 from .options import (SweepError, SweepOptions, check_int, make_options, reference_config,
                       reference_experiment)
-from .result import DECOMPOSITION_TERMS, GapResult
+from .result import DECOMPOSITION_TERMS, GapResult, Trace
 
 
 
@@ -84,11 +84,11 @@ def _gap_loop(exp, field, y0, every, hook):
     return final, status, message
 
 
-def run_reference(cfg: dict, opts: SweepOptions) -> dict:
+def run_reference(cfg: dict, opts: SweepOptions) -> Trace:
     """The reference task: train the M-particle network and keep, at every gap time,
     its particles, outputs and features on the test sample, losses, the [RZG]
     decomposition (two blocks) and the noise floors of the distances for every width.
-    Returns a dict of arrays (the *trace* that every width task receives)."""
+    Returns its :class:`~.result.Trace` (what every width task receives)."""
     exp = reference_experiment(cfg, opts)
     net0 = exp.network
     X, y = exp.test.X, exp.test.y
@@ -112,19 +112,14 @@ def run_reference(cfg: dict, opts: SweepOptions) -> dict:
             rows["decomposition"].append(_terms(decomposition(net, net, X, y, h_reference=feats[0])))
 
     final, status, message = _gap_loop(exp, obj, net0.theta, opts.every, hook)
-    out = {k: np.asarray(v) for k, v in rows.items() if k not in ("features", "decomposition")}
-    out["step"] = out["step"].astype(np.int64)
-    out["features"] = [np.asarray(f) for f in rows["features"]]
-    out["decomposition"] = (np.asarray(rows["decomposition"], dtype=float)
-                            if rows["decomposition"] else None)
-    out["status"], out["message"] = status, message
+    arr = {k: np.asarray(v) for k, v in rows.items() if k not in ("features", "decomposition")}
     # noise floors: the distance between two disjoint samples of the reference's cloud,
     # of the sizes the members' distances compare
-    T, L, n = len(out["t"]), net0.L, opts.distance_size
+    T, L, n = len(arr["t"]), net0.L, opts.distance_size
     idx = [distance_indices(M, n, l) for l, M in enumerate(opts.reference_width)]
     floor = np.full((2, opts.W, T, L), np.nan)
     for j in range(T):
-        net = net0.with_theta(out["theta"][j])
+        net = net0.with_theta(arr["theta"][j])
         for l in range(L):
             cloud = trained_cloud(net, l)
             for w, widths in enumerate(opts.widths):
@@ -134,11 +129,15 @@ def run_reference(cfg: dict, opts: SweepOptions) -> dict:
                     floor[0, w, j, l] = wasserstein2(b, a)
                     floor[1, w, j, l] = sliced_wasserstein2(
                         b, a, n_projections=opts.n_projections, seed=streams.projections_seed(l + 1))
-    out["w2_floor"], out["sliced_w2_floor"] = floor[0], floor[1]
-    return out
+    return Trace(t=arr["t"], step=arr["step"].astype(np.int64), theta=arr["theta"],
+                 outputs=arr["outputs"], loss_train=arr["loss_train"], loss_test=arr["loss_test"],
+                 features=[np.asarray(f) for f in rows["features"]],
+                 decomposition=(np.asarray(rows["decomposition"], dtype=float)
+                                if rows["decomposition"] else None),
+                 w2_floor=floor[0], sliced_w2_floor=floor[1], status=status, message=message)
 
 
-def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
+def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
     """The task of width index ``w``: train its S members together and measure their
     gaps to the reference ``trace`` (from :func:`run_reference`) at every gap time.
 
@@ -151,7 +150,7 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
     exp = reference_experiment(cfg, opts)
     ref0 = exp.network
     widths = opts.widths[w]
-    S, L, T, n = opts.seeds, ref0.L, len(trace["t"]), opts.distance_size
+    S, L, T, n = opts.seeds, ref0.L, len(trace.t), opts.distance_size
     def fresh(ws, s):   # independent coupling: the initial laws with another init seed
         c = copy.deepcopy(cfg)
         c["seed"]["init"] = streams.independent_init_seed(cfg["seed"]["init"], s)
@@ -172,7 +171,7 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
     own_idx = [[None if widths[l] <= n else
                 np.sort(streams.member_cloud(w, s, l + 1).permutation(widths[l])[:n])
                 for l in range(L)] for s in range(S)]
-    steps = list(trace["step"])
+    steps = list(trace.step)
 
     def hook(st):
         if st.step > steps[-1]:   # past the reference's last state (it diverged): no reference to compare
@@ -181,20 +180,20 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
             raise RuntimeError(f"width {widths}: state at step {st.step} is not a gap time of the "
                                "reference (the runs took different steps)")
         j = steps.index(st.step)
-        ref = ref0.with_theta(trace["theta"][j])
+        ref = ref0.with_theta(trace.theta[j])
         ref_clouds = [trained_cloud(ref, l)[ref_idx[l]] for l in range(L)]
         for s, ys in enumerate(field.unpack(st.y)):
             net = nets[s].with_theta(ys)
             f = net(X)
             res["outputs"][s, j] = f
-            res["function"][s, j] = output_gap(f, trace["outputs"][j])
+            res["function"][s, j] = output_gap(f, trace.outputs[j])
             res["loss_train"][s, j] = objs[s].loss(ys, st.step)
             res["loss_test"][s, j] = tobjs[s].loss(ys)
             feats = net.features(X)
             if members[s].sigma is not None:
                 res["coupling"][s, j] = coupling_gap(net, ref, members[s].sigma)
             for l in range(L):
-                res["feature"][s, j, l] = feature_gap(feats[l], trace["features"][l][j])
+                res["feature"][s, j, l] = feature_gap(feats[l], trace.features[l][j])
                 cloud = trained_cloud(net, l)
                 if own_idx[s][l] is not None:
                     cloud = cloud[own_idx[s][l]]
@@ -202,7 +201,7 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: dict) -> dict:
                     _distances(cloud, ref_clouds[l], opts, streams.projections_seed(l + 1))
             if L == 2:
                 res["decomposition"][s, j] = _terms(
-                    decomposition(net, ref, X, y, h_reference=trace["features"][0][j]))
+                    decomposition(net, ref, X, y, h_reference=trace.features[0][j]))
 
     final, status, message = _gap_loop(exp, field, field.pack([nt.theta for nt in nets]),
                                        opts.every, hook)
@@ -417,7 +416,7 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
             save()
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix_str(f"reference {trace['status']}")
+                bar.set_postfix_str(f"reference {trace.status}")
 
         def on_width(w, out):
             res.set_width(w, out)
@@ -439,9 +438,9 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
         res.compute_rates()
         bad = [int(opts.m[w]) for w in range(opts.W) if res.status[w] != "complete"]
         status, message = "complete", ""
-        if res.reference["status"] != "complete" or bad:
+        if res.reference.status != "complete" or bad:
             status = "diverged"
-            message = (f"reference {res.reference['status']}" if res.reference["status"] != "complete"
+            message = (f"reference {res.reference.status}" if res.reference.status != "complete"
                        else f"widths {bad} did not complete")
         res.mark(status, message)
         save(status, message)

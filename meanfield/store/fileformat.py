@@ -18,7 +18,8 @@ checked by :func:`check`:
     what the bit-for-bit claims depend on (``cpu``: LLVM's name of the host CPU, which
     selects the instructions Numba emits; ``pot_version`` is "" without POT).
 
-The module parses nothing: configuration text is stored and hashed as it comes, and
+Strings go through :func:`fixed_bytes` (UTF-8, fixed length) and :func:`text` (what
+h5py returns, as str).  The module parses nothing: configuration text is stored and hashed as it comes, and
 only :mod:`meanfield.config` reads it.  :func:`temporary` and :func:`publish` are the
 write-then-rename protocol of both formats: a file is complete under a temporary name
 in its destination folder before it takes the destination's name.
@@ -101,6 +102,11 @@ def stamp(attrs, fmt: str, version: int, config_text: str, seeds: dict,
     for k in VERSION_KEYS:
         if k not in ("numpy_version", "numba_version", "h5py_version"):
             attrs[k] = v[k]
+
+
+def fixed_bytes(value, n: int) -> np.bytes_:
+    """``value`` as UTF-8 bytes, cut to ``n`` bytes (a fixed-length HDF5 string)."""
+    return np.bytes_(str(value).encode("utf-8")[:n])
 
 
 def text(value) -> str:

@@ -55,10 +55,6 @@ SPACE_MARGIN = 64 * 1024   # bytes kept free beyond what a record event writes
 _UNWRITABLE = []
 
 
-def _fixed(text: str, n: int) -> np.bytes_:
-    return np.bytes_(text.encode("utf-8")[:n])
-
-
 def write_architecture(group, network) -> None:
     """Describe ``network`` (everything but its parameters) in the attributes of
     ``group`` and its subgroups ``<l>`` (docs/format.md, ``/network``)."""
@@ -180,8 +176,8 @@ class H5Recorder(Recorder):
             write_architecture(f.create_group("network"), network)
             pg = f.create_group("progress")
             pg.create_dataset("counters", data=np.array([0, 0, -1], dtype=np.int64))
-            pg.create_dataset("status", data=_fixed("running", 16), dtype="S16")
-            pg.create_dataset("message", data=_fixed("", MESSAGE_BYTES), dtype=f"S{MESSAGE_BYTES}")
+            pg.create_dataset("status", data=fileformat.fixed_bytes("running", 16), dtype="S16")
+            pg.create_dataset("message", data=fileformat.fixed_bytes("", MESSAGE_BYTES), dtype=f"S{MESSAGE_BYTES}")
             dt = network.dtype
             g = f.create_group("data")
             g.create_dataset("x", data=np.asarray(train.X, dtype=dt))
@@ -270,8 +266,8 @@ class H5Recorder(Recorder):
             raise
         try:
             f["progress/counters"][...] = np.array([ns, nn, slot], dtype=np.int64)
-            f["progress/status"][()] = _fixed("running", 16)
-            f["progress/message"][()] = _fixed("", MESSAGE_BYTES)
+            f["progress/status"][()] = fileformat.fixed_bytes("running", 16)
+            f["progress/message"][()] = fileformat.fixed_bytes("", MESSAGE_BYTES)
             f.swmr_mode = True
             f.flush()
         except BaseException:
@@ -416,8 +412,8 @@ class H5Recorder(Recorder):
         self._pending_slot = slot
 
     def _status(self, status, message):
-        self._ds("progress/status")[()] = _fixed(status, 16)
-        self._ds("progress/message")[()] = _fixed(message, MESSAGE_BYTES)
+        self._ds("progress/status")[()] = fileformat.fixed_bytes(status, 16)
+        self._ds("progress/message")[()] = fileformat.fixed_bytes(message, MESSAGE_BYTES)
 
     def _flush(self):
         for ds in self._handles.values():
