@@ -8,10 +8,8 @@ leaves the last complete version, with every finished task in it.
 """
 from __future__ import annotations
 
-import errno as _errno
 import json
 import os
-import re
 
 import numpy as np
 
@@ -38,96 +36,85 @@ class GapWriteError(OSError):
 # writing
 # ----------------------------------------------------------------------------------
 def write(path, res: GapResult, status: str, message: str = "") -> None:
-    """Write ``res`` to ``path`` atomically (temporary file, fsync, rename).  A failed
-    write raises OSError and leaves ``path`` as it was."""
+    """Write ``res`` to ``path`` atomically: the file is built in memory, written to a
+    temporary file with plain writes (fsync), then renamed over ``path``.  A failed
+    write (full disk) raises OSError, removes the temporary file and leaves ``path`` as
+    it was."""
+    image = fileformat.build_image(lambda f: _fill(f, res, status, message))
     tmp = fileformat.temporary(path)
     try:
-        try:
-            _fill(tmp, res, status, message)
-        except (OSError, RuntimeError) as e:   # HDF5 reports a failed write on close as RuntimeError
-            raise _os_error(e) from None
-        fileformat.publish(tmp, path, overwrite=True, fsync=True)
+        fileformat.write_image(tmp, image)
+        fileformat.publish(tmp, path, overwrite=True)
     except BaseException:
         fileformat.discard(tmp)
         raise
 
 
-def _os_error(e) -> OSError:
-    """An OSError with errno and strerror from an HDF5 error (its text names the errno)."""
-    if isinstance(e, OSError) and e.errno:
-        return e
-    m = re.search(r"errno = (\d+)", str(e))
-    code = int(m.group(1)) if m else _errno.EIO
-    return OSError(code, os.strerror(code))
-
-
-def _fill(tmp, res, status, message) -> None:
-    import h5py
-
-    with h5py.File(tmp, "w") as f:
-        a = f.attrs
-        fileformat.stamp(a, FORMAT, FORMAT_VERSION, C.dumps(res.config), res.config["seed"],
-                         created=res.created)
-        a["updated"] = fileformat.now()
-        a["options"] = json.dumps(res.options.to_dict(), sort_keys=True)
-        write_architecture(f.create_group("network"), res.template())
-        dg = f.create_group("data")
-        dg.create_dataset("x_test", data=res.x_test)
-        dg.create_dataset("y_test", data=res.y_test)
-        g = f.create_group("gap")
-        g.create_dataset("widths", data=res.widths.astype(np.int64))
-        g.create_dataset("block_widths", data=res.block_widths.astype(np.int64))
-        g.create_dataset("seeds", data=res.seeds.astype(np.int64))
-        g.create_dataset("reference_width", data=np.array(res.options.reference_width, dtype=np.int64))
-        if res.reference is not None:
-            ref = res.reference
-            g.create_dataset("t", data=np.asarray(ref.t, dtype=float))
-            g.create_dataset("steps", data=np.asarray(ref.step, dtype=np.int64))
-            for k in ARRAYS:
-                g.create_dataset(k, data=getattr(res, k))
-            if res.decomposition is not None:
-                for term, arr in res.decomposition.items():
-                    g.create_dataset(f"decomposition/{term}", data=arr)
-            rg = f.create_group("reference")
-            rg.attrs["status"] = ref.status
-            rg.attrs["message"] = ref.message
-            for k in REFERENCE_ARRAYS:
-                rg.create_dataset(k, data=np.asarray(getattr(ref, k), dtype=float))
-            for l, h in enumerate(ref.features):
-                rg.create_dataset(f"features/{l + 1}", data=h)
-            if ref.decomposition is not None:
-                for i, term in enumerate(DECOMPOSITION_TERMS):
-                    rg.create_dataset(f"decomposition/{term}", data=ref.decomposition[:, i])
-            for k in ("w2_floor", "sliced_w2_floor"):
-                rg.create_dataset(k, data=getattr(ref, k))
-        mg = f.create_group("members")
-        for w in range(res.options.W):
-            if res.done[w]:
-                wg = mg.create_group(str(w))
-                wg.attrs["status"] = res.status[w]
-                wg.create_dataset("theta", data=res.theta[w])
-                if res.sigma[w] is not None:
-                    for l, s in enumerate(res.sigma[w]):
-                        wg.create_dataset(f"sigma/{l + 1}", data=np.asarray(s, dtype=np.int64))
-        for name, r in res.rates.items():
-            rg = g.create_group(f"rate/{name}")
-            for k in RATE_FIELDS:
-                rg.create_dataset(k, data=r[k])
-            rg.attrs["x"], rg.attrs["level"], rg.attrs["n_boot"] = r["x"], r["level"], r["n_boot"]
-        if res.extrapolation:
-            eg = g.create_group("extrapolation")
-            ex = res.extrapolation["test_loss"]
-            tg = eg.create_group("test_loss")
-            for k in ("value", "error", "reference"):
-                tg.create_dataset(k, data=np.asarray(ex[k], dtype=float))
-            tg.create_dataset("variable", data=np.array([fileformat.fixed_bytes(v, 16) for v in ex["variable"]], dtype="S16"))
-            fg = eg.create_group("function")
-            for k, v in res.extrapolation["function"].items():
-                fg.attrs[k] = v
-        # written last: what is done
-        g.create_dataset("done", data=res.done.astype(np.uint8))
-        a["status"] = status
-        a["message"] = message
+def _fill(f, res, status, message) -> None:
+    """Write ``res`` into the new, empty HDF5 file ``f``."""
+    a = f.attrs
+    fileformat.stamp(a, FORMAT, FORMAT_VERSION, C.dumps(res.config), res.config["seed"],
+                     created=res.created)
+    a["updated"] = fileformat.now()
+    a["options"] = json.dumps(res.options.to_dict(), sort_keys=True)
+    write_architecture(f.create_group("network"), res.template())
+    dg = f.create_group("data")
+    dg.create_dataset("x_test", data=res.x_test)
+    dg.create_dataset("y_test", data=res.y_test)
+    g = f.create_group("gap")
+    g.create_dataset("widths", data=res.widths.astype(np.int64))
+    g.create_dataset("block_widths", data=res.block_widths.astype(np.int64))
+    g.create_dataset("seeds", data=res.seeds.astype(np.int64))
+    g.create_dataset("reference_width", data=np.array(res.options.reference_width, dtype=np.int64))
+    if res.reference is not None:
+        ref = res.reference
+        g.create_dataset("t", data=np.asarray(ref.t, dtype=float))
+        g.create_dataset("steps", data=np.asarray(ref.step, dtype=np.int64))
+        for k in ARRAYS:
+            g.create_dataset(k, data=getattr(res, k))
+        if res.decomposition is not None:
+            for term, arr in res.decomposition.items():
+                g.create_dataset(f"decomposition/{term}", data=arr)
+        rg = f.create_group("reference")
+        rg.attrs["status"] = ref.status
+        rg.attrs["message"] = ref.message
+        for k in REFERENCE_ARRAYS:
+            rg.create_dataset(k, data=np.asarray(getattr(ref, k), dtype=float))
+        for l, h in enumerate(ref.features):
+            rg.create_dataset(f"features/{l + 1}", data=h)
+        if ref.decomposition is not None:
+            for i, term in enumerate(DECOMPOSITION_TERMS):
+                rg.create_dataset(f"decomposition/{term}", data=ref.decomposition[:, i])
+        for k in ("w2_floor", "sliced_w2_floor"):
+            rg.create_dataset(k, data=getattr(ref, k))
+    mg = f.create_group("members")
+    for w in range(res.options.W):
+        if res.done[w]:
+            wg = mg.create_group(str(w))
+            wg.attrs["status"] = res.status[w]
+            wg.create_dataset("theta", data=res.theta[w])
+            if res.sigma[w] is not None:
+                for l, s in enumerate(res.sigma[w]):
+                    wg.create_dataset(f"sigma/{l + 1}", data=np.asarray(s, dtype=np.int64))
+    for name, r in res.rates.items():
+        rg = g.create_group(f"rate/{name}")
+        for k in RATE_FIELDS:
+            rg.create_dataset(k, data=r[k])
+        rg.attrs["x"], rg.attrs["level"], rg.attrs["n_boot"] = r["x"], r["level"], r["n_boot"]
+    if res.extrapolation:
+        eg = g.create_group("extrapolation")
+        ex = res.extrapolation["test_loss"]
+        tg = eg.create_group("test_loss")
+        for k in ("value", "error", "reference"):
+            tg.create_dataset(k, data=np.asarray(ex[k], dtype=float))
+        tg.create_dataset("variable", data=np.array([fileformat.fixed_bytes(v, 16) for v in ex["variable"]], dtype="S16"))
+        fg = eg.create_group("function")
+        for k, v in res.extrapolation["function"].items():
+            fg.attrs[k] = v
+    # written last: what is done
+    g.create_dataset("done", data=res.done.astype(np.uint8))
+    a["status"] = status
+    a["message"] = message
 
 
 # ----------------------------------------------------------------------------------

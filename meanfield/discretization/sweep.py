@@ -17,6 +17,7 @@ flow time (not by loss).
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import math
 import os
@@ -28,6 +29,7 @@ import solvers
 
 from .. import config as C
 from .. import streams
+from ..store import fileformat
 from .._h5lock import LockedError, WriterLock
 from ..parallel import available_cores
 from ..distances import mmd2, sliced_wasserstein2, wasserstein2
@@ -41,6 +43,8 @@ from .measures import block_clouds, coupling_gap, feature_gap, output_gap
 from .options import (SweepError, SweepOptions, check_int, make_options, reference_config,
                       reference_experiment)
 from .result import DECOMPOSITION_TERMS, GapResult, Trace
+
+NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO)   # a full disk, in its forms
 
 
 
@@ -380,6 +384,9 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
             lock = WriterLock(path).acquire()
         except LockedError as e:
             raise SweepError(str(e)) from None
+        except OSError as e:   # a read-only folder: the lock file cannot be made
+            raise SweepError(f"{path}: cannot write in {folder} ({e.strerror or e})") from None
+        fileformat.remove_debris(path)   # temporary files of killed writers (we hold the lock)
     ex = None
     try:
         if path is not None and new and os.path.exists(path) and not overwrite:
@@ -389,9 +396,14 @@ def _execute(res, path, overwrite, scheduler, workers, progress, new):
             warm_up(res.config)   # compile (or load) the kernels before any worker starts
         ex = executor(scheduler, workers)   # before anything is written: it may fail
         if path is not None:
+            existed = os.path.exists(path)
             try:
                 gapfile.write(path, res, "running")
             except OSError as e:
+                if e.errno in NO_SPACE:
+                    raise GapWriteError(e.errno, f"{path}: cannot write the gap file ({e.strerror}); "
+                                        "nothing was written" + (", the previous file is unchanged"
+                                                                 if existed else "")) from None
                 raise SweepError(f"{path}: cannot create ({e.strerror or e})") from None
         cfg, opts = res.config, res.options
         todo = [w for w in range(opts.W) if not res.done[w]]

@@ -22,7 +22,9 @@ Strings go through :func:`fixed_bytes` (UTF-8, fixed length) and :func:`text` (w
 h5py returns, as str).  The module parses nothing: configuration text is stored and hashed as it comes, and
 only :mod:`meanfield.config` reads it.  :func:`temporary` and :func:`publish` are the
 write-then-rename protocol of both formats: a file is complete under a temporary name
-in its destination folder before it takes the destination's name.
+in its destination folder before it takes the destination's name; :func:`build_image`
+and :func:`write_image` make that complete version in memory and write it with plain
+file writes, so that a full disk fails cleanly before HDF5 holds any unwritable data.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import datetime as _dt
 import glob
 import hashlib
 import importlib.metadata
+import itertools
 import os
 import platform
 import tempfile
@@ -188,6 +191,32 @@ def publish(tmp, path, *, overwrite: bool = True, fsync: bool = False) -> None:
     else:
         os.link(tmp, path)   # atomic, and never replaces an existing file
         os.unlink(tmp)
+
+
+_IMAGES = itertools.count()
+
+
+def build_image(build, **kwargs) -> bytes:
+    """The bytes of an HDF5 file that ``build(f)`` fills, built in memory (HDF5's core
+    driver, nothing on disk); ``kwargs`` go to ``h5py.File`` (``libver``)."""
+    import h5py
+
+    name = f"meanfield-image-{os.getpid()}-{next(_IMAGES)}"
+    with h5py.File(name, "w", driver="core", backing_store=False, **kwargs) as f:
+        build(f)
+        f.flush()
+        return f.id.get_file_image()
+
+
+def write_image(tmp, image: bytes) -> None:
+    """Write a file image into the temporary file ``tmp`` and fsync it, with plain file
+    writes: a full disk or a file-size limit is an OSError (ENOSPC, EFBIG, EDQUOT),
+    raised here and nowhere later, and no HDF5 handle is left holding unwritten data
+    (the failure mode that crashed the interpreter when HDF5 wrote the file itself)."""
+    with open(tmp, "wb") as fh:
+        fh.write(image)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def discard(tmp) -> None:

@@ -147,13 +147,17 @@ class H5Recorder(Recorder):
 
     @classmethod
     def create(cls, path, *, network, record, config_text, seeds, train, test=None,
-               test_loss=None, initial_state=None, overwrite=False, lock=None):
+               test_loss=None, initial_state=None, overwrite=False, lock=None, content=None):
         """Create the run file at ``path``.
 
-        The file is written under a temporary name in the same folder, complete with
-        its data and (given ``initial_state``) a step-0 checkpoint, and only then
-        renamed to ``path``: a file at ``path`` is always resumable, and with
-        ``overwrite`` an existing file is replaced only once the new one is valid.
+        The file's first version (its data, architecture, (given ``initial_state``) a
+        step-0 checkpoint and, for a rewritten file, the ``content`` kept from the old
+        one) is built in memory, written to a temporary file in the same folder with
+        plain file writes, and only then renamed to ``path``: a file at ``path`` is
+        always resumable, with ``overwrite`` an existing file is replaced only once the
+        new one is complete, and a disk that cannot hold the first version is a
+        :class:`RunWriteError` that leaves nothing behind (HDF5 never writes to a file
+        that could fail: its failed handles would crash the interpreter later).
         Without ``overwrite`` an existing ``path`` is never touched (FileExistsError).
         The writer lock of ``path`` is taken first and held until :meth:`close`: a file
         that another process is writing is never replaced (LockedError).
@@ -170,60 +174,80 @@ class H5Recorder(Recorder):
         except BaseException:
             lock.release()
             raise
+        f = None
         try:
-            f = h5py.File(tmp, "w", libver="latest")
-            fileformat.stamp(f.attrs, FORMAT, FORMAT_VERSION, config_text, seeds)
-            write_architecture(f.create_group("network"), network)
-            pg = f.create_group("progress")
-            pg.create_dataset("counters", data=np.array([0, 0, -1], dtype=np.int64))
-            pg.create_dataset("status", data=fileformat.fixed_bytes("running", 16), dtype="S16")
-            pg.create_dataset("message", data=fileformat.fixed_bytes("", MESSAGE_BYTES), dtype=f"S{MESSAGE_BYTES}")
-            dt = network.dtype
-            g = f.create_group("data")
-            g.create_dataset("x", data=np.asarray(train.X, dtype=dt))
-            g.create_dataset("y", data=np.asarray(train.y, dtype=dt))
-            d = network.d
-            g.create_dataset("x_test", data=np.asarray(test.X if test is not None else np.zeros((0, d)), dtype=dt))
-            g.create_dataset("y_test", data=np.asarray(test.y if test is not None else np.zeros(0), dtype=dt))
-            s = f.create_group("series")
-            for k, tp in (("step", np.int64), ("t", np.float64), ("loss", np.float64),
-                          ("test_loss", np.float64), ("wall_time", np.float64)):
-                s.create_dataset(k, shape=(0,), maxshape=(None,), dtype=tp, chunks=(1024,))
-            s.create_dataset("velocity_norm", shape=(0, network.L), maxshape=(None, network.L),
-                             dtype=np.float64, chunks=(1024, network.L))
-            sn = f.create_group("snapshots")
-            sn.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
-            sn.create_dataset("t", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
-            comp = record.get("compression", "none")
-            kw = {} if comp == "none" else {"compression": comp}
-            for l, b in enumerate(network.blocks):
-                bg = sn.create_group(f"blocks/{l + 1}")
-                for p, shape in (("u", (b.m, b.k_in)), ("c", (b.m,)), ("v", (b.m, b.k_out))):
-                    bg.create_dataset(p, shape=(0,) + shape, maxshape=(None,) + shape, dtype=dt,
-                                      chunks=(1,) + shape, **kw)
-            if network.has_out_bias:
-                sn.create_dataset("out_bias", shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
-            ck = f.create_group("checkpoint")
-            for slot in ("0", "1"):
-                cs = ck.create_group(slot)
-                cs.create_dataset("theta", shape=(network.n_params,), dtype=dt)
-                cs.create_dataset("floats", data=np.zeros(len(FLOAT_FIELDS)))
-                cs.create_dataset("ints", data=np.zeros(len(INT_FIELDS), dtype=np.int64))
-            if initial_state is not None:
-                write_checkpoint(lambda name: f[name], 0, initial_state, 0.0)
-                f["progress/counters"][2] = 0
+            def build(g):
+                cls._layout(g, network, record, config_text, seeds, train, test, initial_state)
+                if content is not None:
+                    cls(g, network, record, path=path)._restore(content)
+
+            try:
+                fileformat.write_image(tmp, fileformat.build_image(build, libver="latest"))
+            except OSError as e:
+                raise RunWriteError(e.errno or errno.EIO, f"{path}: cannot write the run file's "
+                                    f"first version ({e.strerror or e}); nothing was written"
+                                    + (", the previous file is unchanged" if os.path.exists(path)
+                                       else "")) from None
+            f = h5py.File(tmp, "r+", libver="latest")
             f.swmr_mode = True   # from here on: readers may open the file
             f.flush()
             fileformat.publish(tmp, path, overwrite=overwrite)
         except BaseException:
-            try:
-                f.close()
-            except Exception:
-                pass
+            if f is not None:
+                try:
+                    f.close()
+                except Exception:
+                    pass
             fileformat.discard(tmp)
             lock.release()
             raise
-        return cls(f, network, record, test_loss, lock=lock, path=path)
+        wall = content["wall_time"] if content is not None else 0.0
+        return cls(f, network, record, test_loss, wall_offset=wall, lock=lock, path=path)
+
+    @staticmethod
+    def _layout(f, network, record, config_text, seeds, train, test, initial_state) -> None:
+        """The groups, datasets and attributes of a new run file (docs/format.md)."""
+        fileformat.stamp(f.attrs, FORMAT, FORMAT_VERSION, config_text, seeds)
+        write_architecture(f.create_group("network"), network)
+        pg = f.create_group("progress")
+        pg.create_dataset("counters", data=np.array([0, 0, -1], dtype=np.int64))
+        pg.create_dataset("status", data=fileformat.fixed_bytes("running", 16), dtype="S16")
+        pg.create_dataset("message", data=fileformat.fixed_bytes("", MESSAGE_BYTES),
+                          dtype=f"S{MESSAGE_BYTES}")
+        dt = network.dtype
+        g = f.create_group("data")
+        g.create_dataset("x", data=np.asarray(train.X, dtype=dt))
+        g.create_dataset("y", data=np.asarray(train.y, dtype=dt))
+        d = network.d
+        g.create_dataset("x_test", data=np.asarray(test.X if test is not None else np.zeros((0, d)), dtype=dt))
+        g.create_dataset("y_test", data=np.asarray(test.y if test is not None else np.zeros(0), dtype=dt))
+        s = f.create_group("series")
+        for k, tp in (("step", np.int64), ("t", np.float64), ("loss", np.float64),
+                      ("test_loss", np.float64), ("wall_time", np.float64)):
+            s.create_dataset(k, shape=(0,), maxshape=(None,), dtype=tp, chunks=(1024,))
+        s.create_dataset("velocity_norm", shape=(0, network.L), maxshape=(None, network.L),
+                         dtype=np.float64, chunks=(1024, network.L))
+        sn = f.create_group("snapshots")
+        sn.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+        sn.create_dataset("t", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
+        comp = record.get("compression", "none")
+        kw = {} if comp == "none" else {"compression": comp}
+        for l, b in enumerate(network.blocks):
+            bg = sn.create_group(f"blocks/{l + 1}")
+            for p, shape in (("u", (b.m, b.k_in)), ("c", (b.m,)), ("v", (b.m, b.k_out))):
+                bg.create_dataset(p, shape=(0,) + shape, maxshape=(None,) + shape, dtype=dt,
+                                  chunks=(1,) + shape, **kw)
+        if network.has_out_bias:
+            sn.create_dataset("out_bias", shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
+        ck = f.create_group("checkpoint")
+        for slot in ("0", "1"):
+            cs = ck.create_group(slot)
+            cs.create_dataset("theta", shape=(network.n_params,), dtype=dt)
+            cs.create_dataset("floats", data=np.zeros(len(FLOAT_FIELDS)))
+            cs.create_dataset("ints", data=np.zeros(len(INT_FIELDS), dtype=np.int64))
+        if initial_state is not None:
+            write_checkpoint(lambda name: f[name], 0, initial_state, 0.0)
+            f["progress/counters"][2] = 0
 
     @classmethod
     def resume(cls, path, network, record, test_loss=None):
@@ -256,9 +280,10 @@ class H5Recorder(Recorder):
                 if rewrite:
                     content = cls._content(r, ns, nn)
             if rewrite:
+                content["wall_time"] = float(ck["wall_time"])
                 rec = cls.create(path, network=network, record=record, test_loss=test_loss,
-                                 initial_state=state, overwrite=True, lock=lock, **content["file"])
-                rec._restore(content, float(ck["wall_time"]))
+                                 initial_state=state, overwrite=True, lock=lock,
+                                 content=content, **content.pop("file"))
                 return rec, state
             f = h5py.File(path, "r+", libver="latest")
         except BaseException:
@@ -295,16 +320,15 @@ class H5Recorder(Recorder):
                      "train": Dataset(np.asarray(r.data["x"]), np.asarray(r.data["y"]))},
         }
 
-    def _restore(self, content: dict, wall_offset: float) -> None:
-        """Write the rows of :meth:`_content` into this (new) file."""
-        self.wall_offset = wall_offset
+    def _restore(self, content: dict) -> None:
+        """Write the rows of :meth:`_content` into this (new, in-memory) file."""
         series = content["series"]
         n = len(next(iter(series.values()))) if series else 0
         self._rows = [{k: v[i] for k, v in series.items()} for i in range(n)]
         for step, t, theta in content["snapshots"]:
             self._snapshot(step, t, theta)
-            self.last_snapshot_step = step
         self._commit(True)
+        self._handles.clear()
 
     # -- writing, with failures surfaced -----------------------------------------------
     # HDF5 caches raw data and reports a failed write (a full disk) when the cache is
