@@ -601,3 +601,32 @@ def test_a_full_tmpfs_before_the_first_byte(tmp_path, what):
         assert rc == 1, (rc, so, err)
         one_line(err, "cannot write the", "No space left on device", "nothing was written")
         assert list(mnt.iterdir()) == []
+
+
+# -- what a sweep needs is checked before the reference trains -----------------------------------
+@pytest.mark.parametrize("args,fragment", [
+    (["--seeds", "10000000"], "seeds: the sweep needs about"),
+    (["--coupling", "independent", "--widths", "8,128"], "widths: 128 in block 1 is above the reference's 64"),
+    (["--set", "data.n_test=100000000"], "data.n_test: the"),
+])
+def test_sweep_options_that_cannot_work_fail_before_anything_trains(tmp_path, args, fragment):
+    out = tmp_path / "g.h5"
+    base = [a for a in GAP_ARGS if a != "-q"]
+    if "--widths" in args:
+        i = base.index("--widths")
+        base = base[:i] + base[i + 2:]
+    t0 = time.perf_counter()
+    rc, _, err = cli("gap", *base, *args, "-o", out, "-q")
+    assert rc == 2, err
+    one_line(err, fragment)
+    assert time.perf_counter() - t0 < 60 and not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_the_memory_estimate_names_the_key_that_drives_it(tmp_path):
+    cfg = config(tmp_path)
+    for over, key in (("model.d=40000000", "model.d"), ("data.n_train=2000000000", "data.n_train"),
+                      ("model.widths=[2000000000, 64]", "model.widths")):
+        rc, _, err = cli("run", cfg, "-o", tmp_path / "r.h5", "-q", "--set", over)
+        assert rc == 2, err
+        one_line(err, f"{key}: the run needs about")

@@ -13,7 +13,7 @@ key).  Three modules, one job each:
 """
 import os
 
-from .build import (build, check_memory, context, estimate_memory, frozen_groups, make_data,
+from .build import (available_memory, build, check_memory, context, estimate_memory, frozen_groups, make_data,
                     make_distribution, make_network, make_schedule, make_target)
 from .schema import METHODS, SEED_KEYS, ConfigError, resolve
 from .toml import apply_overrides, dumps, dumps_raw, parse_toml
@@ -47,7 +47,7 @@ def load_config(source, overrides=()) -> dict:
     return load(text, overrides)
 
 
-__all__ = ["ConfigError", "METHODS", "SEED_KEYS", "apply_overrides", "build", "check_memory",
+__all__ = ["ConfigError", "available_memory", "METHODS", "SEED_KEYS", "apply_overrides", "build", "check_memory",
            "context", "estimate_memory",
            "dumps", "dumps_raw", "frozen_groups", "load", "load_config", "make_data", "make_distribution",
            "make_network", "make_schedule", "make_target", "parse_toml", "resolve"]

@@ -115,22 +115,29 @@ def make_data(cfg: dict):
     return train, test, target
 
 
+def _memory(d, widths, bottleneck, n, stages) -> int:
+    dims = [d] + list(bottleneck) + [1]
+    P = sum(w * (dims[l] + 1 + dims[l + 1]) for l, w in enumerate(widths)) + 1
+    per_sample = 2 * (d + 1) + 2 * sum(dims[1:]) + 1
+    return 8 * P * (stages + 10) + 8 * n * per_sample
+
+
 def estimate_memory(cfg: dict) -> tuple:
     """(bytes, key): about how much memory the run of ``cfg`` needs, and the key that
-    drives it.  Counted in 8-byte words: the parameters with their solver copies (the
-    stage buffers, the next state, scratch, yielded and last-good states, the network's
-    own arrays), the data sets with their transposed copies, and each objective's
-    feature arrays (2 Σ_l k_l rows per sample)."""
+    drives it (the one of ``model.widths``, ``data.n_train``, ``model.d`` whose doubling
+    would grow the estimate most).  Counted in 8-byte words: the parameters with their
+    solver copies (the stage buffers, the next state, scratch, yielded and last-good
+    states, the network's own arrays), the data sets with their transposed copies, and
+    each objective's feature arrays (2 Σ_l k_l rows per sample)."""
     m = cfg["model"]
-    dims = [m["d"]] + m["bottleneck"] + [1]
-    P = sum(w * (dims[l] + 1 + dims[l + 1]) for l, w in enumerate(m["widths"])) + 1
-    rows = sum(dims[1:])
-    per_sample = 2 * (m["d"] + 1) + 2 * rows + 1
     n = cfg["data"]["n_train"] + cfg["data"]["n_test"]
-    params = 8 * P * (solvers.get_method(cfg["solver"]["method"]).stages + 10)
-    data = 8 * n * per_sample
-    key = "model.widths" if params >= data else "data.n_train"
-    return params + data, key
+    stages = solvers.get_method(cfg["solver"]["method"]).stages
+    need = _memory(m["d"], m["widths"], m["bottleneck"], n, stages)
+    doubled = {"model.widths": _memory(m["d"], [2 * w for w in m["widths"]], m["bottleneck"], n, stages),
+               "data.n_train": _memory(m["d"], m["widths"], m["bottleneck"], 2 * n, stages),
+               "model.d": _memory(2 * m["d"], m["widths"], m["bottleneck"], n, stages)}
+    key = max(doubled, key=lambda k: doubled[k])   # ties: the first (widths, then data)
+    return need, key
 
 
 def available_memory() -> int | None:

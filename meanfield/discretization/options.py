@@ -149,6 +149,10 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
             if coupling == "subsample" and not a < b:
                 raise SweepError(f"widths: {a} in block {l + 1} is not below the reference's {b} "
                                  "(a subsample member is narrower than the reference)")
+            if coupling == "independent" and not a <= b:
+                raise SweepError(f"widths: {a} in block {l + 1} is above the reference's {b} (a "
+                                 "member is at most as wide as the reference; raise "
+                                 "--reference-width)")
     seeds = check_int("seeds", seeds, 2)
     every = check_int("every", cfg["record"]["snapshot_every"] if every is None else every)
     if distance_size is None:
@@ -208,3 +212,63 @@ def parse_widths(text: str) -> list:
             raise SweepError(f"--widths: {z} is not on the grid {a}, {b}, … (ratio {b / a:g})")
         return out
     return [one(t) for t in items]
+
+
+def gap_times(cfg: dict, every: int) -> int:
+    """T, the number of gap times of a sweep of ``cfg``: step 0, every ``every`` steps,
+    and the last step."""
+    sv = cfg["solver"]
+    steps = sv.get("steps")
+    if steps is None:
+        steps = math.ceil(sv["t_end"] / sv["dt"] - 1e-9)
+    return steps // every + 1 + (1 if steps % every else 0)
+
+
+def estimate_memory(cfg: dict, opts: SweepOptions) -> tuple:
+    """(bytes, key): about how much memory a sweep needs at its peak, and the option that
+    drives it (the one whose doubling would grow the estimate most).  Counted in 8-byte
+    words: the result arrays (W × S × T × (N + 5L + 10)), the reference's trace (T × (P_M
+    + N (1 + Σ_l k_l))), the members' final particles, and the larger of the reference's
+    run (:func:`meanfield.config.estimate_memory`) and a width task (S members with
+    their solver copies)."""
+    mc = cfg["model"]
+    dims = [mc["d"]] + list(mc["bottleneck"]) + [1]
+    N = int(cfg["data"]["n_test"])
+    L = len(dims) - 1
+    stages = get_method(cfg["solver"]["method"]).stages
+
+    def params(widths):
+        return sum(w * (dims[l] + 1 + dims[l + 1]) for l, w in enumerate(widths)) + 1
+
+    def need(S, W, T, N, ref_scale):
+        ref = [ref_scale * M for M in opts.reference_width]
+        widest = params(opts.widths[-1])
+        results = W * S * T * (N + 5 * L + 10) + 2 * W * T * L
+        trace = T * (params(ref) + N * (1 + sum(dims[1:])) + 10)
+        members = S * W * widest
+        run_ref = C.estimate_memory({**cfg, "model": {**mc, "widths": ref},
+                                     "data": {**cfg["data"], "n_test": N}})[0] // 8
+        task = S * widest * (stages + 10) + N * (mc["d"] + 1 + sum(dims[1:]))
+        return 8 * (results + trace + members + max(run_ref, task))
+
+    T = gap_times(cfg, opts.every)
+    base = dict(S=opts.seeds, W=opts.W, T=T, N=N, ref_scale=1)
+    total = need(**base)
+    doubled = {"seeds": need(**{**base, "S": 2 * opts.seeds}),
+               "widths": need(**{**base, "W": 2 * opts.W}),
+               "every": need(**{**base, "T": 2 * T}),
+               "data.n_test": need(**{**base, "N": 2 * N}),
+               "reference width": need(**{**base, "ref_scale": 2})}
+    return total, max(doubled, key=lambda k: doubled[k])
+
+
+def check_memory(cfg: dict, opts: SweepOptions) -> None:
+    """Refuse (SweepError, one line naming the option that drives it) a sweep that cannot
+    fit in the memory available, before anything trains."""
+    need, key = estimate_memory(cfg, opts)
+    avail = C.available_memory()
+    if avail is not None and need > avail:
+        raise SweepError(f"{key}: the sweep needs about {need / 2 ** 30:.1f} GiB of memory "
+                         f"(results of {opts.W} widths x {opts.seeds} seeds x "
+                         f"{gap_times(cfg, opts.every)} gap times x {cfg['data']['n_test']} test "
+                         f"points), more than the {avail / 2 ** 30:.1f} GiB available")

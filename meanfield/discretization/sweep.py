@@ -40,8 +40,8 @@ from .coupling import member
 from .decomposition import decomposition
 from .gapfile import GapWriteError, open_gap
 from .measures import block_clouds, coupling_gap, feature_gap, output_gap
-from .options import (SweepError, SweepOptions, check_int, make_options, reference_config,
-                      reference_experiment)
+from .options import (SweepError, SweepOptions, check_int, check_memory, make_options,
+                      reference_config, reference_experiment)
 from .result import DECOMPOSITION_TERMS, GapResult, Trace
 
 NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO)   # a full disk, in its forms
@@ -353,6 +353,7 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str
                         coupling=coupling, every=every, distance_size=distance_size,
                         n_projections=n_projections, bandwidth=bandwidth, n_boot=n_boot,
                         level=level)
+    check_memory(cfg, opts)   # everything the sweep will hold, before anything trains
     try:
         C.check_memory(reference_config(cfg, opts))
         train, test, _ = C.make_data(cfg)
