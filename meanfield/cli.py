@@ -184,15 +184,21 @@ def _open(path):
 
 
 def _gap_file(path) -> bool:
-    """Whether ``path`` is a gap file (its format attribute; False when unreadable)."""
+    """Whether ``path`` is a gap file (its format attribute).  A file whose format
+    attribute names neither kind is refused here, in one line; an unreadable one is
+    left to the run file's reader, which says what is wrong with it."""
     try:
         import h5py
 
+        from .store import fileformat
+
         with h5py.File(path, "r") as f:
-            v = f.attrs.get("format", "")
+            v = fileformat.text(f.attrs.get("format", ""))
     except Exception:
         return False
-    return (v.decode() if isinstance(v, bytes) else str(v)) == "meanfield-gap"
+    if v not in ("meanfield-run", "meanfield-gap"):
+        raise UsageError(f"{path}: not a meanfield run or gap file (its format attribute is {v!r})")
+    return v == "meanfield-gap"
 
 
 def _open_gap(path):

@@ -630,3 +630,74 @@ def test_the_memory_estimate_names_the_key_that_drives_it(tmp_path):
         rc, _, err = cli("run", cfg, "-o", tmp_path / "r.h5", "-q", "--set", over)
         assert rc == 2, err
         one_line(err, f"{key}: the run needs about")
+
+
+# -- gap files checked against themselves -------------------------------------------------------
+def _replace(f, name, data):
+    del f[name]
+    f.create_dataset(name, data=data)
+
+
+HOSTILE_GAP = {
+    "options edited": (lambda f: f.attrs.__setitem__("options", f.attrs["options"].replace(
+        '"seeds": 2', '"seeds": 3')), "options do not match their checksum"),
+    "config edited": (lambda f: f.attrs.__setitem__("config", f.attrs["config"] + "\n# x\n"),
+                      "configuration does not match its checksum"),
+    "function gap reshaped": (lambda f: _replace(f, "gap/function", np.zeros((2, 2, 1))),
+                              "/gap/function has shape (2, 2, 1)"),
+    "member theta truncated": (lambda f: _replace(f, "members/1/theta", f["members/1/theta"][:, :5]),
+                               "/members/1/theta has shape"),
+    "reference theta reshaped": (lambda f: _replace(f, "reference/theta", f["reference/theta"][:1]),
+                                 "/reference/theta has shape"),
+    "sigma out of range": (lambda f: _replace(f, "members/0/sigma/1", f["members/0/sigma/1"][()] + 10 ** 6),
+                           "indexes particles the reference does not have"),
+    "rate shortened": (lambda f: _replace(f, "gap/rate/function/beta", np.zeros(1)),
+                       "/gap/rate/function/beta has shape (1,)"),
+    "done edited": (lambda f: _replace(f, "gap/done", np.ones(5, dtype=np.uint8)), "/gap/done"),
+    "format attribute edited": (lambda f: f.attrs.__setitem__("format", "something-else"),
+                                "not a meanfield"),
+}
+
+
+@pytest.fixture(scope="module")
+def good_gap(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gap")
+    path = folder / "g.h5"
+    assert cli("gap", *GAP_ARGS, "-o", path)[0] == 0
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_GAP))
+def test_hostile_gap_files_are_one_line_errors_and_stay_untouched(tmp_path, good_gap, case):
+    """info, plot and --resume of an edited or damaged gap file: exit 2, one line that
+    calls it a gap file (or neither kind), and nothing written or touched."""
+    out = tmp_path / "g.h5"
+    out.write_bytes(good_gap)
+    edit, frag = HOSTILE_GAP[case]
+    _edit(out, edit)
+    before = files(tmp_path)
+    for args in (("info", out), ("plot", out, "-o", tmp_path / "figs"), ("gap", "--resume", out, "-q")):
+        rc, _, err = cli(*args)
+        assert rc == 2, (case, args, err)
+        line = one_line(err, frag)
+        assert "run file" not in line or "run or gap file" in line, line
+    assert files(tmp_path) == before
+    assert not (tmp_path / "figs").exists()
+    with pytest.raises(mf_gap_error()):
+        __import__("meanfield").resume_sweep(out)
+    assert files(tmp_path) == before
+
+
+def mf_gap_error():
+    from meanfield.discretization import GapFileError
+
+    return GapFileError
+
+
+def test_a_killed_gap_write_leaves_debris_that_the_next_write_removes(tmp_path, good_gap):
+    out = tmp_path / "g.h5"
+    out.write_bytes(good_gap)
+    debris = tmp_path / ".g.h5.abc123.tmp"
+    debris.write_bytes(good_gap)          # what a writer killed mid-write leaves
+    assert cli("gap", *GAP_ARGS, "-o", out, "--force")[0] == 0
+    assert not debris.exists()

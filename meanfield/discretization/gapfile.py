@@ -16,7 +16,8 @@ import numpy as np
 from .. import config as C
 from ..store import fileformat, write_architecture
 from .options import SweepOptions
-from .result import ARRAYS, DECOMPOSITION_TERMS, RATE_FIELDS, REFERENCE_ARRAYS, GapResult, Trace
+from .result import (ARRAYS, DECOMPOSITION_TERMS, PER_BLOCK, RATE_FIELDS, REFERENCE_ARRAYS,
+                     GapResult, Trace)
 
 FORMAT = "meanfield-gap"
 FORMAT_VERSION = 1
@@ -57,6 +58,7 @@ def _fill(f, res, status, message) -> None:
                      created=res.created)
     a["updated"] = fileformat.now()
     a["options"] = json.dumps(res.options.to_dict(), sort_keys=True)
+    a["options_sha256"] = fileformat.sha256(a["options"])
     write_architecture(f.create_group("network"), res.template())
     dg = f.create_group("data")
     dg.create_dataset("x_test", data=res.x_test)
@@ -153,7 +155,11 @@ def _read(f, path) -> GapResult:
         cfg = C.load(text)
     except C.ConfigError as e:
         raise GapFileError(f"{path}: the stored configuration is invalid ({e})") from None
-    opts = SweepOptions.from_dict(json.loads(_str(a["options"])))
+    options = _str(a["options"])
+    if "options_sha256" in a and fileformat.sha256(options) != _str(a["options_sha256"]):
+        raise GapFileError(f"{path}: the stored sweep options do not match their checksum (edited "
+                           "or damaged); refusing to use the gap file")
+    opts = SweepOptions.from_dict(json.loads(options))
     g = f["gap"]
     res = GapResult(cfg, opts, f["data/x_test"][()], f["data/y_test"][()])
     res.path, res.created = path, _str(a["created"])
@@ -197,7 +203,68 @@ def _read(f, path) -> GapResult:
         fx = {k: (_str(v) if isinstance(v, (bytes, str)) else float(v))
               for k, v in g["extrapolation/function"].attrs.items()}
         res.extrapolation = {"test_loss": ex, "function": fx}
+    _check_shapes(res, path)
     return res
+
+
+def _check_shapes(res: GapResult, path) -> None:
+    """Every array against the sweep's dimensions (W widths, S seeds, T gap times, L
+    blocks, N test points, P parameters): GapFileError naming the first that differs."""
+    o, cfg = res.options, res.config
+    dims = [cfg["model"]["d"]] + list(cfg["model"]["bottleneck"]) + [1]
+    W, S, L, N = o.W, o.seeds, len(dims) - 1, res.x_test.shape[0]
+
+    def params(widths):
+        return sum(m * (dims[l] + 1 + dims[l + 1]) for l, m in enumerate(widths)) \
+            + (1 if cfg["model"]["out_bias"] else 0)
+
+    def expect(name, arr, shape):
+        got = np.shape(arr)
+        if got != tuple(shape):
+            raise GapFileError(f"{path}: damaged gap file ({name} has shape {got}, the sweep's "
+                               f"dimensions give {tuple(shape)})")
+
+    if len(o.reference_width) != L or any(len(w) != L for w in o.widths):
+        raise GapFileError(f"{path}: damaged gap file (the options' widths do not have the "
+                           f"network's {L} blocks)")
+    expect("/data/x_test", res.x_test, (N, dims[0]))
+    expect("/data/y_test", res.y_test, (N,))
+    ref = res.reference
+    if ref is not None:
+        T = len(ref.t)
+        for k, shape in (("t", (T,)), ("step", (T,)), ("theta", (T, params(o.reference_width))),
+                         ("outputs", (T, N)), ("loss_train", (T,)), ("loss_test", (T,)),
+                         ("w2_floor", (W, T, L)), ("sliced_w2_floor", (W, T, L))):
+            expect(f"/reference/{k}", getattr(ref, k), shape)
+        if len(ref.features) != L:
+            raise GapFileError(f"{path}: damaged gap file ({len(ref.features)} reference features "
+                               f"for {L} blocks)")
+        for l, h in enumerate(ref.features):
+            expect(f"/reference/features/{l + 1}", h, (T, N, dims[l + 1]))
+        if ref.decomposition is not None:
+            expect("/reference/decomposition", ref.decomposition, (T, len(DECOMPOSITION_TERMS)))
+        for k in ARRAYS:
+            shape = {"outputs": (W, S, T, N)}.get(k, (W, T, L) if k.endswith("floor") else
+                                                  (W, S, T, L) if k in PER_BLOCK else (W, S, T))
+            expect(f"/gap/{k}", getattr(res, k), shape)
+        for term, arr in (res.decomposition or {}).items():
+            expect(f"/gap/decomposition/{term}", arr, (W, S, T))
+        for name, r in res.rates.items():
+            for k in RATE_FIELDS:
+                expect(f"/gap/rate/{name}/{k}", r[k], (T,))
+        ex = res.extrapolation.get("test_loss")
+        if ex is not None:
+            for k in ("value", "error", "reference"):
+                expect(f"/gap/extrapolation/test_loss/{k}", ex[k], (T,))
+            expect("/gap/extrapolation/test_loss/variable", ex["variable"], (T,))
+    for w in np.flatnonzero(res.done):
+        expect(f"/members/{w}/theta", res.theta[w], (S, params(o.widths[w])))
+        if res.sigma[w] is not None:
+            for l, sg in enumerate(res.sigma[w]):
+                expect(f"/members/{w}/sigma/{l + 1}", sg, (S, o.widths[w][l]))
+                if sg.size and not (0 <= sg.min() and sg.max() < o.reference_width[l]):
+                    raise GapFileError(f"{path}: damaged gap file (/members/{w}/sigma/{l + 1} "
+                                       "indexes particles the reference does not have)")
 
 
 def _rate_names(group) -> list:
