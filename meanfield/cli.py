@@ -259,35 +259,47 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _figure_folder(args) -> str:
+    outdir = args.output or os.path.splitext(args.run)[0] + "-plots"
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise UsageError(f"-o {outdir}: exists and is not a folder")
+    return outdir
+
+
+def _write_figures(outdir, draw) -> list:
+    """Make the folder and draw into it; an unwritable destination is one line."""
+    try:
+        os.makedirs(outdir, exist_ok=True)
+        return draw()
+    except OSError as e:
+        raise UsageError(f"{outdir}: cannot write the figures ({e.strerror or e})") from None
+
+
 def cmd_plot(args) -> int:
     from . import plots
 
     if _gap_file(args.run):
         res = _open_gap(args.run)
-        outdir = args.output or os.path.splitext(args.run)[0] + "-plots"
-        if os.path.exists(outdir) and not os.path.isdir(outdir):
-            raise UsageError(f"-o {outdir}: exists and is not a folder")
+        outdir = _figure_folder(args)
         if res.reference is None or not res.done.any():
             raise UsageError(f"{args.run}: no finished width yet; nothing to plot")
-        os.makedirs(outdir, exist_ok=True)
-        for fpath in plots.plot_gap(res, outdir):
-            print(fpath)
-        return 0
-    with _open(args.run) as r:
-        outdir = args.output or os.path.splitext(args.run)[0] + "-plots"
-        if os.path.exists(outdir) and not os.path.isdir(outdir):
-            raise UsageError(f"-o {outdir}: exists and is not a folder")
-        snaps = None
-        if args.snapshots:
-            try:
-                snaps = [int(s) for s in args.snapshots.split(",")]
-            except ValueError:
-                raise UsageError(f"--snapshots: expected comma-separated integers, got {args.snapshots!r}") from None
-            for s in snaps:
-                if not -r.n_snapshots <= s < r.n_snapshots:
-                    raise UsageError(f"--snapshots: {s} out of range (the run has {r.n_snapshots})")
-        os.makedirs(outdir, exist_ok=True)
-        files = plots.plot_run(r, outdir, snaps)
+        files = _write_figures(outdir, lambda: plots.plot_gap(res, outdir))
+    else:
+        with _open(args.run) as r:
+            outdir = _figure_folder(args)
+            if r.n_series == 0 and r.n_snapshots == 0:
+                raise UsageError(f"{args.run}: the run has recorded no rows yet; nothing to plot")
+            snaps = None
+            if args.snapshots:
+                try:
+                    snaps = [int(s) for s in args.snapshots.split(",")]
+                except ValueError:
+                    raise UsageError(f"--snapshots: expected comma-separated integers, got "
+                                     f"{args.snapshots!r}") from None
+                for s in snaps:
+                    if not -r.n_snapshots <= s < r.n_snapshots:
+                        raise UsageError(f"--snapshots: {s} out of range (the run has {r.n_snapshots})")
+            files = _write_figures(outdir, lambda: plots.plot_run(r, outdir, snaps))
     for fpath in files:
         print(fpath)
     return 0

@@ -363,10 +363,17 @@ def test_read_only_folder(tmp_path):
         assert cli("run", cfg, "-o", out, "-q", "--set", "solver.steps=30")[0] == 0
         with h5py.File(out, "r+") as f:
             f["progress/status"][()] = b"running"
+        assert cli("gap", *GAP_ARGS, "-o", folder / "g.h5")[0] == 0
+        with h5py.File(folder / "g.h5", "r+") as f:   # a sweep to resume
+            f.attrs["status"] = "interrupted"
+            del f["gap/rate"]
         assert subprocess.run(["mount", "-o", "remount,ro", str(folder)]).returncode == 0
         before = files(folder)
         for args in (("run", cfg, "-o", out, "--force", "-q"), ("run", "--resume", out, "-q"),
-                     ("run", cfg, "-o", folder / "new.h5", "-q")):
+                     ("run", cfg, "-o", folder / "new.h5", "-q"),
+                     ("gap", *GAP_ARGS, "-o", folder / "g.h5"), ("gap", "--resume", folder / "g.h5", "-q"),
+                     ("plot", out), ("plot", out, "-o", folder / "figs"),
+                     ("plot", folder / "g.h5", "-o", folder / "figs")):
             rc, _, err = cli(*args)
             assert rc == 2, (args, err)
             one_line(err, "Read-only file system")
@@ -701,3 +708,52 @@ def test_a_killed_gap_write_leaves_debris_that_the_next_write_removes(tmp_path, 
     debris.write_bytes(good_gap)          # what a writer killed mid-write leaves
     assert cli("gap", *GAP_ARGS, "-o", out, "--force")[0] == 0
     assert not debris.exists()
+
+
+def test_plot_of_a_run_without_rows_says_so(tmp_path):
+    cfg = config(tmp_path)
+    out = tmp_path / "r.h5"
+    assert cli("run", cfg, "-o", out, "-q", "--set", "solver.steps=5")[0] == 0
+    with h5py.File(out, "r+") as f:
+        f["progress/counters"][:2] = 0
+    before = files(tmp_path)
+    rc, _, err = cli("plot", out)
+    assert rc == 2
+    one_line(err, "no rows")
+    assert files(tmp_path) == before and not (tmp_path / "r-plots").exists()
+
+
+def test_divergences_print_no_numpy_warnings(tmp_path):
+    text = SMALL.replace("dt = 0.1", "dt = 40.0").replace(
+        'widths = [64, 64]', 'widths = [64, 64]\nactivations = ["quadratic", "quadratic"]')
+    cfg = config(tmp_path, text)
+    rc, so, err = cli("run", cfg, "-o", tmp_path / "d.h5", "-q")
+    assert rc == 1 and "diverged" in so and err == "", err
+    rc, so, err = cli("gap", cfg, "--widths", "8,16", "--reference-width", "64", "--seeds", "2",
+                      "--bootstrap", "10", "-o", tmp_path / "g.h5", "-q")
+    assert rc == 1 and "reference diverged" in so and err == "", err
+
+
+def test_a_dask_cluster_that_does_not_start_is_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("dask.distributed")
+    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__PRELOAD", '["meanfield_no_such_module"]')
+    rc, _, err = cli("gap", *GAP_ARGS, "--workers", "2", "-o", tmp_path / "g.h5")
+    assert rc == 2, err
+    one_line(err, "--workers 2: the Dask LocalCluster did not start")
+    assert not (tmp_path / "g.h5").exists()
+
+
+def test_a_sweep_with_workers_needs_a_main_guard(tmp_path):
+    """A script that starts a sweep with workers at its top level would run again in
+    every worker: the sweep refuses at once and says what to write."""
+    pytest.importorskip("dask.distributed")
+    script = tmp_path / "unguarded.py"
+    script.write_text("import meanfield as mf\nfrom meanfield import presets\n"
+                      "mf.sweep(presets.text('teacher-2layer'), widths=[8, 16], seeds=2, workers=2, "
+                      f"path={str(tmp_path / 'g.h5')!r})\n")
+    r = subprocess.run([sys.executable, script], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1
+    assert f"{script}:3: a sweep with workers starts processes that import this script again; " \
+           "put the call under `if __name__ == \"__main__\":`" in r.stderr, r.stderr
+    assert not (tmp_path / "g.h5").exists()

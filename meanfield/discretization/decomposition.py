@@ -62,6 +62,12 @@ def second_block(network: Network) -> Network:
                    out_bias=network.out_bias, dtype=network.dtype)
 
 
+def applies(network: Network) -> bool:
+    """Whether the decomposition is defined for ``network``: two blocks, the second with
+    a Lipschitz activation (a sweep records it only then)."""
+    return network.L == 2 and network.blocks[1].activation in LIPSCHITZ
+
+
 def lipschitz_bound(network: Network) -> float:
     """ℓ · s₂ Σ_j |v_j| ‖u_j‖ for the second block of ``network``."""
     _two_blocks(network)

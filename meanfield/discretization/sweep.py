@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import errno
 import functools
+import logging
 import math
 import os
 import sys
@@ -37,6 +38,7 @@ from ..experiment import drive
 from ..objective import Dataset, Objective
 from . import gapfile
 from .coupling import member
+from .decomposition import applies as decomposition_applies
 from .decomposition import decomposition
 from .gapfile import GapWriteError, open_gap
 from .measures import block_clouds, coupling_gap, feature_gap, output_gap
@@ -100,6 +102,7 @@ def run_reference(cfg: dict, opts: SweepOptions) -> Trace:
     tobj = Objective(net0, exp.test, loss=exp.loss)
     rows = {"step": [], "t": [], "theta": [], "outputs": [], "loss_train": [], "loss_test": [],
             "features": [[] for _ in range(net0.L)], "decomposition": []}
+    decomposable = decomposition_applies(net0)
 
     def hook(st):
         net = net0.with_theta(st.y)
@@ -112,7 +115,7 @@ def run_reference(cfg: dict, opts: SweepOptions) -> Trace:
         rows["loss_test"].append(tobj.loss(st.y))
         for l, h in enumerate(feats):
             rows["features"][l].append(h)
-        if net.L == 2:
+        if decomposable:
             rows["decomposition"].append(_terms(decomposition(net, net, X, y, h_reference=feats[0])))
 
     final, status, message = _gap_loop(exp, obj, net0.theta, opts.every, hook)
@@ -168,7 +171,8 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
     N = X.shape[0]
     res = {"function": np.full((S, T), np.nan), "loss_train": np.full((S, T), np.nan),
            "loss_test": np.full((S, T), np.nan), "outputs": np.full((S, T, N), np.nan),
-           "decomposition": np.full((S, T, len(DECOMPOSITION_TERMS)), np.nan) if L == 2 else None}
+           "decomposition": (np.full((S, T, len(DECOMPOSITION_TERMS)), np.nan)
+                             if decomposition_applies(ref0) else None)}
     for k in ("feature", "coupling", "w2", "sliced_w2", "mmd2"):
         res[k] = np.full((S, T, L), np.nan)
     ref_idx = [distance_indices(M, n, l)[:n] for l, M in enumerate(opts.reference_width)]
@@ -203,7 +207,7 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
                     cloud = cloud[own_idx[s][l]]
                 res["w2"][s, j, l], res["sliced_w2"][s, j, l], res["mmd2"][s, j, l] = \
                     _distances(cloud, ref_clouds[l], opts, streams.projections_seed(l + 1))
-            if L == 2:
+            if res["decomposition"] is not None:
                 res["decomposition"][s, j] = _terms(
                     decomposition(net, ref, X, y, h_reference=trace.features[0][j]))
 
@@ -280,15 +284,24 @@ class DaskExecutor:
             saved = {k: os.environ.pop(k, None) for k in env}
             try:
                 with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+                    # silence_logs: a worker that fails to start is reported below in one
+                    # line, not by the workers' own loggers (a 55-line traceback)
                     self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                                processes=True, dashboard_address=None)
+                                                processes=True, dashboard_address=None,
+                                                silence_logs=logging.CRITICAL)
+                self.client = Client(self.cluster)
+            except Exception as e:   # a worker died while starting, no port, ...
+                if self.cluster is not None:
+                    self.cluster.close()
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                raise SweepError(f"--workers {workers}: the Dask LocalCluster did not start "
+                                 f"({type(e).__name__}{': ' + first if first else ''})") from None
             finally:
                 for k, v in saved.items():
                     if v is None:
                         os.environ.pop(k, None)
                     else:
                         os.environ[k] = v
-            self.client = Client(self.cluster)
             self.description = (f"Dask LocalCluster, {workers} workers x {threads} Numba "
                                 f"thread{'s' if threads > 1 else ''}")
 
@@ -310,11 +323,56 @@ class DaskExecutor:
             self.cluster.close()
 
 
+GUARD = 'if __name__ == "__main__":'
+
+
+def _unguarded_caller() -> str | None:
+    """The script that calls the sweep at its top level without a ``__main__`` guard
+    (file:line), or None.  Worker processes of a LocalCluster import the main script
+    again: such a call would run the sweep once more in every worker."""
+    import ast
+    import inspect
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or not os.path.isfile(path):   # interactive, a notebook, python -c
+        return None
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and (spec.name == "__main__" or spec.name.endswith(".__main__")):
+        return None   # a package's __main__ (python -m meanfield): multiprocessing skips it
+    for frame in inspect.stack()[1:]:
+        if frame.frame.f_globals.get("__name__") == "__main__" and frame.function == "<module>":
+            line = frame.lineno
+            break
+    else:
+        return None
+    try:
+        tree = ast.parse(open(path).read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) \
+                and "__name__" in ast.unparse(node.test) \
+                and node.lineno <= line <= max(getattr(n, "end_lineno", node.lineno) for n in node.body):
+            return None
+    return f"{path}:{line}"
+
+
 def _check_executor(scheduler, workers):
     if scheduler is not None and workers is not None:
         raise SweepError("give --scheduler or --workers, not both")
     if workers is not None:
         check_int("workers", workers)
+        import multiprocessing
+
+        if multiprocessing.parent_process() is not None \
+                and getattr(sys.modules.get("__main__"), "__name__", "") == "__mp_main__":
+            raise SweepError("a sweep with workers started while a worker process imported the "
+                             f"main script; put the call under `{GUARD}`")
+        where = _unguarded_caller()
+        if where is not None:
+            raise SweepError(f"{where}: a sweep with workers starts processes that import this "
+                             f"script again; put the call under `{GUARD}`")
     if scheduler is not None and not (isinstance(scheduler, str) and "://" in scheduler):
         raise SweepError(f"scheduler: expected an address like tcp://HOST:PORT, got {scheduler!r}")
 
