@@ -8,9 +8,15 @@ mathematics; each module's docstring names the equations it implements.
 The public names below are loaded on first use (PEP 562), so ``import meanfield`` is
 cheap: the command line installs its Ctrl-C handling before Numba and the kernels load.
 """
+import sys as _sys
 from importlib import import_module
 
-from . import parallel  # noqa: F401  (OpenMP's spinning, bounded before Numba starts a thread)
+from . import _stop
+
+if _stop.launched_as_command(getattr(_sys, "orig_argv", ())):
+    _stop.install(early=True)   # the command's Ctrl-C handling, before anything slow loads
+
+from . import parallel  # noqa: E402,F401  (OpenMP's spinning, bounded before Numba starts a thread)
 
 __version__ = "0.2.0"
 

@@ -388,27 +388,23 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _on_signal(signum, frame):
-    """Ctrl-C or SIGTERM: stop cleanly.  The flag lets the run loop stop even when the
-    KeyboardInterrupt is swallowed by a library (seen while Numba loads its cache)."""
-    _stop.request()
-    raise KeyboardInterrupt
-
-
 def main(argv=None) -> int:
     import signal
 
-    if argv is None:   # the real command line, not a call from Python code or tests
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, _on_signal)
+    real = argv is None   # the real command line, not a call from Python code or tests
+    if real:   # a signal only sets the flag until the try below can report it
+        _stop.install(early=True)
     ap = parser()
-    real = argv is None
     args = ap.parse_args(argv)
     args.real_cli = real
     if args.cmd is None:
         ap.print_help(sys.stderr)
         return 2
     try:
+        if real:
+            _stop.install()
+            if _stop.requested():   # a signal while the command started: nothing began yet
+                raise KeyboardInterrupt
         from . import parallel
 
         try:
