@@ -558,7 +558,7 @@ def _killed_run(tmp_path, out):
 
 
 @pytest.mark.parametrize("case", ["run", "run --force", "rewriting resume", "gap", "gap --force",
-                                  "python"])
+                                  "gap --resume", "python"])
 def test_a_disk_full_before_the_first_byte(tmp_path, case):
     """Every write path, on a disk that cannot hold a file's first version (the
     RLIMIT_FSIZE stand-in): one line naming the failure, exit code 1, no crash of the
@@ -572,6 +572,12 @@ def test_a_disk_full_before_the_first_byte(tmp_path, case):
         assert cli("gap", *GAP_ARGS, "-o", out)[0] == 0
     if case == "rewriting resume":
         _killed_run(tmp_path, out)
+    if case == "gap --resume":   # an interrupted sweep: its rates not yet computed
+        assert cli("gap", *GAP_ARGS, "-o", out)[0] == 0
+        with h5py.File(out, "r+") as f:
+            f.attrs["status"] = "interrupted"
+            del f["gap/rate"]
+
     def kept():   # a dead writer's lock file is removed by the next writer: not a result
         return {k: v for k, v in files(tmp_path).items() if not k.endswith(".lock")}
 
@@ -589,7 +595,8 @@ def test_a_disk_full_before_the_first_byte(tmp_path, case):
         return
     cmd = {"run": ["run", cfg, "-o", out, "-q"], "run --force": ["run", cfg, "-o", out, "-q", "--force"],
            "rewriting resume": ["run", "--resume", out, "-q"], "gap": ["gap", *GAP_ARGS, "-o", out],
-           "gap --force": ["gap", *GAP_ARGS, "-o", out, "--force", "--seeds", "3"]}[case]
+           "gap --force": ["gap", *GAP_ARGS, "-o", out, "--force", "--seeds", "3"],
+           "gap --resume": ["gap", "--resume", out, "-q"]}[case]
     rc, so, err = cli(*cmd, preexec=_limit_first_version)
     assert rc == 1, (rc, so, err)
     one_line(err, "cannot write the", "File too large", "nothing was written")

@@ -14,9 +14,10 @@ checked by :func:`check`:
     the seeds actually used; a seed that is not known (a network or data set built
     from arrays) is not written, never written as a false 0;
 ``python_version``, ``numpy_version``, ``scipy_version``, ``numba_version``,
-``llvmlite_version``, ``h5py_version``, ``pot_version`` and ``cpu``
-    what the bit-for-bit claims depend on (``cpu``: LLVM's name of the host CPU, which
-    selects the instructions Numba emits; ``pot_version`` is "" without POT).
+``llvmlite_version``, ``h5py_version``, ``pot_version``, ``cpu`` and ``cpu_features``
+    what the bit-for-bit claims depend on (``cpu`` and ``cpu_features``: LLVM's name and
+    feature list of the host CPU, which select the instructions Numba emits;
+    ``pot_version`` is "" without POT).
 
 Strings go through :func:`fixed_bytes` (UTF-8, fixed length) and :func:`text` (what
 h5py returns, as str).  The module parses nothing: configuration text is stored and hashed as it comes, and
@@ -43,7 +44,7 @@ from .. import __version__   # the package is initialised before any of its modu
 
 SEED_KEYS = ("init", "data", "noise")
 VERSION_KEYS = ("python_version", "numpy_version", "scipy_version", "numba_version",
-                "llvmlite_version", "h5py_version", "pot_version", "cpu")
+                "llvmlite_version", "h5py_version", "pot_version", "cpu", "cpu_features")
 
 
 def sha256(text: str) -> str:
@@ -79,7 +80,8 @@ def versions() -> dict:
         _VERSIONS = {"python_version": platform.python_version(), "numpy_version": np.__version__,
                      "scipy_version": _installed("scipy"), "numba_version": numba.__version__,
                      "llvmlite_version": _installed("llvmlite"), "h5py_version": h5py.__version__,
-                     "pot_version": _installed("POT"), "cpu": llvm.get_host_cpu_name()}
+                     "pot_version": _installed("POT"), "cpu": llvm.get_host_cpu_name(),
+                     "cpu_features": llvm.get_host_cpu_features().flatten()}
     return _VERSIONS
 
 
