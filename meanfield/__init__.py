@@ -11,10 +11,12 @@ cheap: the command line installs its Ctrl-C handling before Numba and the kernel
 import sys as _sys
 from importlib import import_module
 
-from . import _stop
+if any(a.endswith(("meanfield", "meanfield.exe", "meanfield-script.py"))
+       for a in getattr(_sys, "orig_argv", ())):   # maybe started as the command: check
+    from . import _stop
 
-if _stop.launched_as_command(getattr(_sys, "orig_argv", ())):
-    _stop.install(early=True)   # the command's Ctrl-C handling, before anything slow loads
+    if _stop.launched_as_command(_sys.orig_argv):
+        _stop.install(early=True)   # the command's Ctrl-C handling, before anything slow loads
 
 from . import parallel  # noqa: E402,F401  (OpenMP's spinning, bounded before Numba starts a thread)
 
