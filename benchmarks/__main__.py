@@ -70,18 +70,22 @@ def main(argv=None) -> int:
     pf.add_argument("--quick", action="store_true", help="a reduced grid (a smoke test)")
     pf.add_argument("--parts", default="grid,threads,compile,memory,peers",
                     help="comma-separated subset of grid,threads,compile,memory,peers")
-    pf.add_argument("--out", default=os.path.join("benchmarks", "results"),
-                    help="folder for the results (default benchmarks/results)")
+    pf.add_argument("--out", default=None, help="folder for the results (default "
+                    "benchmarks/results; with --quick benchmarks/results-quick, so that a "
+                    "smoke test never replaces the published numbers)")
     pf.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sc = sub.add_parser("science", help="the [RZG] and [SL] depth separations and the "
                         "discretization law, reproduced; writes tables and figures")
     sc.add_argument("parts", nargs="?", default="rzg,sl,gap", help="comma-separated subset of rzg,sl,gap (default all three)")
     sc.add_argument("--quick", action="store_true", help="a reduced version (a smoke test of the "
                     "direction of each result)")
-    sc.add_argument("--out", default=os.path.join("benchmarks", "results"))
+    sc.add_argument("--out", default=None, help="folder for the results (default "
+                    "benchmarks/results; with --quick benchmarks/results-quick)")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sub.add_parser("report", help="regenerate BENCHMARKS.md from benchmarks/results/")
     args = ap.parse_args(argv)
+    if args.cmd in ("perf", "science") and args.out is None:
+        args.out = os.path.join("benchmarks", "results-quick" if args.quick else "results")
     if args.cmd == "report":
         from . import report
         print(report.run(args))

@@ -11,8 +11,12 @@
 """
 from __future__ import annotations
 
-import fcntl
 import os
+
+try:
+    import fcntl
+except ImportError:   # Windows: files are read; writing needs flock (POSIX)
+    fcntl = None
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -31,6 +35,9 @@ class WriterLock:
         self.fd = None
 
     def acquire(self) -> "WriterLock":
+        if fcntl is None:
+            raise OSError(f"{self.path}: writing run and gap files needs POSIX file locks "
+                          "(flock), which this platform does not have; reading works")
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -73,7 +80,9 @@ class WriterLock:
 
 def writer_alive(path) -> bool:
     """Whether a process holds the writer lock of ``path`` now (never creates the lock
-    file; a reader's probe)."""
+    file; a reader's probe; False where there are no POSIX file locks)."""
+    if fcntl is None:
+        return False
     path = os.path.abspath(os.fspath(path))
     lock_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
     try:

@@ -811,3 +811,34 @@ def test_the_command_installs_its_signal_handling_before_anything_slow():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 130 and r.stdout == ""
     one_line(r.stderr, "interrupted")
+
+
+# -- files others can read ---------------------------------------------------------------------------
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_get_the_permissions_the_umask_gives(tmp_path, umask, mode):
+    """Run and gap files are created like any other file (0666 less the umask), not 0600."""
+    cfg = config(tmp_path)
+
+    def with_umask():
+        os.umask(umask)
+
+    assert cli("run", cfg, "-o", tmp_path / "r.h5", "-q", "--set", "solver.steps=5",
+               preexec=with_umask)[0] == 0
+    assert cli("gap", *GAP_ARGS, "-o", tmp_path / "g.h5", preexec=with_umask)[0] == 0
+    for name in ("r.h5", "g.h5"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_files_are_read_without_posix_file_locks(tmp_path):
+    """Without fcntl (Windows), run and gap files are still read; writing says why not."""
+    cfg = config(tmp_path)
+    run, gap = tmp_path / "r.h5", tmp_path / "g.h5"
+    assert cli("run", cfg, "-o", run, "-q", "--set", "solver.steps=5")[0] == 0
+    assert cli("gap", *GAP_ARGS, "-o", gap)[0] == 0
+    no_fcntl = "import sys\nsys.modules['fcntl'] = None\n"
+    for args in (("info", run), ("info", gap)):
+        rc, so, err = cli(*args, prelude=no_fcntl)
+        assert rc == 0 and err == "", err
+    rc, _, err = cli("run", cfg, "-o", tmp_path / "new.h5", "-q", prelude=no_fcntl)
+    assert rc == 2
+    one_line(err, "needs POSIX file locks")

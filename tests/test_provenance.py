@@ -102,3 +102,16 @@ def test_info_of_a_python_run_in_a_fresh_process(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "seeds: init 12, data 4, noise 11" in out.stdout
+
+
+def test_runs_and_gap_results_have_a_useful_repr(tmp_path):
+    path = tmp_path / "r.h5"
+    mf.run(TINY, path)
+    r = mf.open_run(path)
+    assert repr(r) == f"<Run complete: {path}, format 2, d=3, widths=[8], 2 series rows, 2 snapshots>"
+    r.close()
+    assert repr(r) == f"<Run {path} (closed)>"
+    gap = ROOT / "tests" / "data" / "gap-v1.h5"
+    assert repr(mf.open_gap(gap)) == ("<GapResult complete: widths [4, 8] x 2 seeds, reference "
+                                      "[16, 16], coupling subsample, 3 gap times, 2/2 widths "
+                                      f"done, {gap}>")

@@ -18,3 +18,26 @@ def test_quick_science_suite_runs_and_points_the_right_way(tmp_path):
     for name in ("rzg.md", "sl.md", "gap.json", "rzg-profiles.png", "sl-mse-vs-d.png",
                  "gap-teacher-2layer.png"):
         assert os.path.getsize(tmp_path / name) > 500, name
+
+
+def test_quick_runs_never_write_over_the_published_results(monkeypatch):
+    """`science --quick` and `perf --quick` default to benchmarks/results-quick (a quick
+    run once replaced 13 published files with reduced-size numbers); full runs and an
+    explicit --out are unchanged."""
+    import os
+
+    from benchmarks import __main__ as B
+    from benchmarks import science
+
+    seen = []
+
+    def fake_run(args):
+        seen.append(args.out)
+        return {"seconds": 0.0}
+
+    monkeypatch.setattr(science, "run", fake_run)
+    monkeypatch.setattr(science, "directions", lambda res: [])
+    for argv in (["science", "--quick"], ["science"], ["science", "--quick", "--out", "x"]):
+        assert B.main(argv) == 0
+    assert seen == [os.path.join("benchmarks", "results-quick"),
+                    os.path.join("benchmarks", "results"), "x"]

@@ -173,12 +173,24 @@ def remove_debris(path) -> None:
             pass
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def temporary(path) -> str:
-    """A new empty temporary file next to ``path`` (``.<name>.<random>.tmp``)."""
+    """A new empty temporary file next to ``path`` (``.<name>.<random>.tmp``), with the
+    permissions any new file gets here (0666 less the umask: colleagues on a shared file
+    system read it where the umask allows; ``mkstemp`` alone gives 0600)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=folder)
-    os.close(fd)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return tmp
 
 

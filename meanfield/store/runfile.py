@@ -627,6 +627,17 @@ class Run:
             self.snapshots[OUT_BIAS] = Rows(sn["out_bias"], n_snapshots)
         return self
 
+    def __repr__(self) -> str:
+        if not self.f.id.valid:
+            return f"<Run {self.path} (closed)>"
+        try:
+            net = self.template()
+            arch = f", d={net.d}, widths={list(net.widths)}"
+        except RunFileError:
+            arch = ""
+        return (f"<Run {self.status}: {self.path}, format {self.version}{arch}, "
+                f"{self.n_series} series rows, {self.n_snapshots} snapshots>")
+
     def attach(self, config: dict, template=None) -> "Run":
         """Attach the parsed configuration (and, for a version-1 file, which describes no
         network, the network it builds): what :func:`meanfield.open_run` does."""
