@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from .. import config as C
+from ..analysis import gap_dataframe, gap_xarray
 from .decomposition import Decomposition
 from .measures import output_gap
 from .options import SweepOptions, reference_config
@@ -133,6 +134,17 @@ class GapResult:
                 f"reference {list(o.reference_width)}, coupling {o.coupling}, "
                 f"{len(self.t)} gap times, {int(self.done.sum())}/{o.W} widths done"
                 + (f", {self.path}" if self.path else "") + ">")
+
+    def to_dataframe(self):
+        """The members' gaps as a pandas DataFrame indexed by (width, seed, t)
+        (:func:`meanfield.analysis.gap_dataframe`; needs pandas)."""
+        return gap_dataframe(self)
+
+    def to_xarray(self):
+        """The sweep as a labelled xarray Dataset over width, seed, t, block and point,
+        with the reference's losses and the rates over t
+        (:func:`meanfield.analysis.gap_xarray`; needs xarray)."""
+        return gap_xarray(self)
 
     @property
     def data(self) -> dict:

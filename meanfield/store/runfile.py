@@ -638,6 +638,21 @@ class Run:
         return (f"<Run {self.status}: {self.path}, format {self.version}{arch}, "
                 f"{self.n_series} series rows, {self.n_snapshots} snapshots>")
 
+    def to_dataframe(self):
+        """The series as a pandas DataFrame indexed by step (:func:`meanfield.analysis.
+        run_dataframe`; needs pandas)."""
+        from ..analysis import run_dataframe
+
+        return run_dataframe(self)
+
+    def to_xarray(self, snapshots: bool = True):
+        """The run as a labelled xarray Dataset: series over ``step`` and ``block``,
+        particles over ``snapshot``, ``particle_l``, ``coordinate_*_l``, with units and
+        long names (:func:`meanfield.analysis.run_xarray`; needs xarray)."""
+        from ..analysis import run_xarray
+
+        return run_xarray(self, snapshots)
+
     def attach(self, config: dict, template=None) -> "Run":
         """Attach the parsed configuration (and, for a version-1 file, which describes no
         network, the network it builds): what :func:`meanfield.open_run` does."""
