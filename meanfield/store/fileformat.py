@@ -20,8 +20,8 @@ checked by :func:`check`:
     ``pot_version`` is "" without POT).
 
 Strings go through :func:`fixed_bytes` (UTF-8, fixed length) and :func:`text` (what
-h5py returns, as str).  The module parses nothing: configuration text is stored and hashed as it comes, and
-only :mod:`meanfield.config` reads it.  :func:`temporary` and :func:`publish` are the
+h5py returns, as str).  The module parses nothing: configuration text is stored and
+hashed as it comes, and only :mod:`meanfield.config` reads it.  :func:`temporary` and :func:`publish` are the
 write-then-rename protocol of both formats: a file is complete under a temporary name
 in its destination folder before it takes the destination's name; :func:`build_image`
 and :func:`write_image` make that complete version in memory and write it with plain
