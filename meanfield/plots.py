@@ -1,4 +1,5 @@
-"""PNG figures of a run file (matplotlib, Agg backend)."""
+"""PNG figures of run and gap files (matplotlib figures made without pyplot: drawing
+them never changes the process's backend)."""
 from __future__ import annotations
 
 import os
@@ -11,12 +12,33 @@ from .layout import PARAMS, group_name
 
 
 def pyplot():
+    """matplotlib.pyplot with the Agg backend, for scripts that draw their own figures
+    into files (the benchmarks).  The figures of this module do not use it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+class _Figures:
+    """What this module needs of pyplot, without pyplot: figures made directly
+    (``matplotlib.figure.Figure``), so drawing never changes the process's backend (a
+    notebook's inline backend keeps working) and needs no display."""
+
+    @staticmethod
+    def subplots(nrows=1, ncols=1, *, figsize=None, **kwargs):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+    @staticmethod
+    def get_cmap(name):
+        import matplotlib
+
+        return matplotlib.colormaps[name]
 
 
 def plot_run(run, outdir: str, snapshots=None) -> list:
@@ -29,9 +51,10 @@ def plot_run(run, outdir: str, snapshots=None) -> list:
     with shared axes, and the law of v₁ at each time;
     movement.png: each block's RMS particle displacement from initialisation, at the
     snapshots (markers only).
-    Returns the written paths.
+    Returns the written paths.  ``outdir`` is created if needed.
     """
-    plt = pyplot()
+    plt = _Figures()
+    os.makedirs(outdir, exist_ok=True)
     files = []
     n = run.n_series
     if n:
@@ -145,9 +168,10 @@ def save_figure(fig, outdir, name, tight=True, dpi=110) -> str:
     if tight:
         fig.tight_layout()
     fig.savefig(path, dpi=dpi)
-    import matplotlib.pyplot as plt
+    if getattr(fig.canvas, "manager", None) is not None:   # a pyplot figure: release it
+        import matplotlib.pyplot as plt
 
-    plt.close(fig)
+        plt.close(fig)
     return path
 
 
@@ -195,9 +219,10 @@ def plot_gap(res, outdir: str) -> list:
     one line per width;  beta.png: β(t) of the function gap and of the seed-averaged
     function, with their bands;  decomposition.png (two-block networks): the terms of
     the [RZG] bound over time for the reference and the narrowest and widest members.
-    Returns the written paths.
+    Returns the written paths.  ``outdir`` is created if needed.
     """
-    plt = pyplot()
+    plt = _Figures()
+    os.makedirs(outdir, exist_ok=True)
     files = []
     o = res.options
     done = np.flatnonzero(res.done)

@@ -292,3 +292,23 @@ def test_compressed_snapshots_round_trip(tmp_path, comp):
     with open_run(plain) as a, open_run(packed) as b:
         for i in range(a.n_snapshots):
             assert a.theta(i).tobytes() == b.theta(i).tobytes()
+
+
+def test_figures_keep_the_process_backend_and_make_their_folder(tmp_path):
+    """plot_run and plot_gap draw without pyplot: the backend a notebook chose stays, and
+    the output folder is created."""
+    run = tmp_path / "r.h5"
+    mf.run(C.load(TINY, ["solver.steps=20"]), run)
+    gap = ROOT / "tests" / "data" / "gap-v1.h5"
+    code = ("import sys, matplotlib\nmatplotlib.use('svg')\n"
+            "import meanfield as mf\nfrom meanfield import plots\n"
+            f"with mf.open_run({str(run)!r}) as r:\n"
+            f"    a = plots.plot_run(r, {str(tmp_path / 'new' / 'run')!r})\n"
+            f"b = plots.plot_gap(mf.open_gap({str(gap)!r}), {str(tmp_path / 'new' / 'gap')!r})\n"
+            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules, len(a), len(b))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    backend, pyplot_loaded, n_run, n_gap = out.stdout.split()
+    assert backend == "svg" and pyplot_loaded == "False"
+    assert int(n_run) >= 3 and int(n_gap) >= 3
+    assert len(list((tmp_path / "new" / "run").glob("*.png"))) == int(n_run)
