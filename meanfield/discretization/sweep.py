@@ -331,7 +331,6 @@ def _unguarded_caller() -> str | None:
     (file:line), or None.  Worker processes of a LocalCluster import the main script
     again: such a call would run the sweep once more in every worker."""
     import ast
-    import inspect
 
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
@@ -340,14 +339,16 @@ def _unguarded_caller() -> str | None:
     spec = getattr(main, "__spec__", None)
     if spec is not None and (spec.name == "__main__" or spec.name.endswith(".__main__")):
         return None   # a package's __main__ (python -m meanfield): multiprocessing skips it
-    for frame in inspect.stack()[1:]:
-        if frame.frame.f_globals.get("__name__") == "__main__" and frame.function == "<module>":
-            line = frame.lineno
-            break
-    else:
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_globals.get("__name__") == "__main__"
+                                     and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
         return None
+    line = frame.f_lineno
     try:
-        tree = ast.parse(open(path).read())
+        with open(path) as fh:
+            tree = ast.parse(fh.read())
     except (OSError, SyntaxError, ValueError):
         return None
     for node in ast.walk(tree):
