@@ -118,7 +118,7 @@ def make_data(cfg: dict):
 def _memory(d, widths, bottleneck, n, stages) -> int:
     dims = [d] + list(bottleneck) + [1]
     P = sum(w * (dims[l] + 1 + dims[l + 1]) for l, w in enumerate(widths)) + 1
-    per_sample = 2 * (d + 1) + 2 * sum(dims[1:]) + 1
+    per_sample = 3 * (d + 1) + 2 * sum(dims[1:]) + 1   # (x, y) in memory, transposed, in the file image
     return 8 * P * (stages + 10) + 8 * n * per_sample
 
 
@@ -127,8 +127,9 @@ def estimate_memory(cfg: dict) -> tuple:
     drives it (the one of ``model.widths``, ``data.n_train``, ``model.d`` whose doubling
     would grow the estimate most).  Counted in 8-byte words: the parameters with their
     solver copies (the stage buffers, the next state, scratch, yielded and last-good
-    states, the network's own arrays), the data sets with their transposed copies, and
-    each objective's feature arrays (2 Σ_l k_l rows per sample)."""
+    states, the network's own arrays), the data sets with their transposed copies and the
+    copy in the run file's first version (built in memory), and each objective's feature
+    arrays (2 Σ_l k_l rows per sample)."""
     m = cfg["model"]
     n = cfg["data"]["n_train"] + cfg["data"]["n_test"]
     stages = solvers.get_method(cfg["solver"]["method"]).stages
