@@ -11,8 +11,7 @@ cheap: the command line installs its Ctrl-C handling before Numba and the kernel
 import sys as _sys
 from importlib import import_module
 
-if any(a.endswith(("meanfield", "meanfield.exe", "meanfield-script.py"))
-       for a in getattr(_sys, "orig_argv", ())):   # maybe started as the command: check
+if any("meanfield" in a for a in getattr(_sys, "orig_argv", ())):   # maybe the command: check
     from . import _stop
 
     if _stop.launched_as_command(_sys.orig_argv):

@@ -164,5 +164,3 @@ class MemoryRecorder(Recorder):
         if self.network.has_out_bias:
             out["snapshots/out_bias"] = thetas[:, self.network.off_b]
         return out
-
-

@@ -16,8 +16,8 @@ import numpy as np
 from .. import config as C
 from ..store import fileformat, write_architecture
 from .options import SweepOptions
-from .result import (ARRAYS, DECOMPOSITION_TERMS, PER_BLOCK, RATE_FIELDS, REFERENCE_ARRAYS,
-                     GapResult, Trace)
+from .result import (ARRAYS, DECOMPOSITION_TERMS, FLOORS, PER_BLOCK, RATE_FIELDS,
+                     REFERENCE_ARRAYS, GapResult, Trace)
 
 FORMAT = "meanfield-gap"
 FORMAT_VERSION = 1
@@ -87,7 +87,7 @@ def _fill(f, res, status, message) -> None:
         if ref.decomposition is not None:
             for i, term in enumerate(DECOMPOSITION_TERMS):
                 rg.create_dataset(f"decomposition/{term}", data=ref.decomposition[:, i])
-        for k in ("w2_floor", "sliced_w2_floor"):
+        for k in FLOORS:
             rg.create_dataset(k, data=getattr(ref, k))
     mg = f.create_group("members")
     for w in range(res.options.W):
@@ -168,7 +168,7 @@ def _read(f, path) -> GapResult:
     if "reference" in f:
         rg = f["reference"]
         L = len(opts.reference_width)
-        arrays = {k: rg[k][()] for k in REFERENCE_ARRAYS + ("w2_floor", "sliced_w2_floor")}
+        arrays = {k: rg[k][()] for k in REFERENCE_ARRAYS + FLOORS}
         res.set_reference(Trace(
             t=g["t"][()], step=g["steps"][()], status=_str(rg.attrs["status"]),
             message=_str(rg.attrs["message"]),

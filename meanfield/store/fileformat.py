@@ -101,12 +101,7 @@ def stamp(attrs, fmt: str, version: int, config_text: str, seeds: dict,
     for k in SEED_KEYS:
         if seeds.get(k) is not None:
             attrs[f"seed_{k}"] = np.uint64(seeds[k])
-    v = versions()
-    for k in ("numpy_version", "numba_version", "h5py_version"):   # the order of format 1
-        attrs[k] = v[k]
-    for k in VERSION_KEYS:
-        if k not in ("numpy_version", "numba_version", "h5py_version"):
-            attrs[k] = v[k]
+    attrs.update(versions())
 
 
 def fixed_bytes(value, n: int) -> np.bytes_:

@@ -515,9 +515,9 @@ class Run:
     config_text (the stored configuration, "" for a run made from Python), config (the
     parsed configuration: set by :func:`meanfield.open_run`, which parses it; None when
     the file was opened here, or for a run made from Python), seeds ({"init", "data",
-    "noise"} -> int, or None where the run did not know it), status ("running" while a writer holds the file's lock,
-    "interrupted" when its writer stopped or died before the end, "complete",
-    "diverged"), message, series (dict of :class:`Rows`), snapshots (dict: step, t, and
+    "noise"} -> int, or None where the run did not know it), status ("running" while a
+    writer holds the file's lock, "interrupted" when its writer stopped or died before
+    the end, "complete", "diverged"), message, series (dict of :class:`Rows`), snapshots (dict: step, t, and
     per block u, c, v as :class:`Rows`), data (x, y, x_test, y_test as h5py datasets),
     n_series, n_snapshots, version, attrs.  :meth:`refresh` replaces ``series``,
     ``snapshots`` and ``data`` (rows taken before it refer to the closed file).
