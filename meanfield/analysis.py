@@ -174,6 +174,9 @@ def gap_xarray(res):
     data["reference_loss_train"] = (("t",), ref.loss_train, _attrs("the reference's training loss"))
     data["reference_loss_test"] = (("t",), ref.loss_test, _attrs("the reference's test loss"))
     data["reference_outputs"] = (("t", "point"), ref.outputs, _attrs("f_M on the test sample"))
+    if ref.error is not None:
+        data["reference_error"] = (("t",), ref.error, _attrs(
+            "estimated error of the limit's f in L2 of the data law (against half the nodes)"))
     data["done"] = (("width",), np.asarray(res.done), _attrs("the width's task has finished"))
     for name, r in res.rates.items():
         key = name.replace("/", "_")
@@ -186,6 +189,7 @@ def gap_xarray(res):
         data[f"C_{key}"] = (("t",), r["C"], _attrs(f"prefactor C of the {name} gap fit"))
     o = res.options
     attrs = {"status": res.file_status or ("complete" if res.complete else "incomplete"),
-             "coupling": o.coupling, "reference_width": list(map(int, o.reference_width)),
+             "coupling": o.coupling, "reference": o.reference, "samples": o.samples,
+             "reference_width": list(map(int, o.reference_width)),
              "source": str(res.path or ""), "n_boot": int(o.n_boot), "level": float(o.level)}
     return xr.Dataset(data, coords=coords, attrs=attrs)

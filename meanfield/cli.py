@@ -146,7 +146,9 @@ def cmd_gap(args) -> int:
     try:
         if args.resume:
             if (args.config or args.preset or args.set or args.output or args.widths
-                    or args.reference_width is not None or args.coupling or args.every is not None):
+                    or args.reference_width is not None or args.coupling or args.every is not None
+                    or args.reference or args.samples or args.limit_nodes is not None
+                    or args.limit_norm_nodes is not None):
                 raise UsageError("--resume takes the gap file only (its configuration and options "
                                  "are stored in it)")
             path = args.resume
@@ -157,10 +159,13 @@ def cmd_gap(args) -> int:
             cfg = _load_config(args)
             path = args.output or DEFAULT_GAP_OUT
             res = sweep(cfg, widths=parse_widths(args.widths), seeds=args.seeds,
-                        reference_width=args.reference_width, coupling=args.coupling or "subsample",
+                        reference_width=args.reference_width, coupling=args.coupling,
                         every=args.every, distance_size=args.distance_size,
                         n_projections=args.projections, bandwidth=args.bandwidth,
-                        n_boot=args.bootstrap, path=path, overwrite=args.force, **common)
+                        n_boot=args.bootstrap, reference=args.reference or "network",
+                        limit_nodes=16 if args.limit_nodes is None else args.limit_nodes,
+                        limit_norm_nodes=64 if args.limit_norm_nodes is None else args.limit_norm_nodes,
+                        samples=args.samples or "fixed", path=path, overwrite=args.force, **common)
     except (SweepError, GapFileError) as e:
         raise UsageError(str(e)) from None
     except GapWriteError as e:
@@ -350,13 +355,24 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seeds", type=int, default=5, metavar="S", help="members per width (default 5)")
     g.add_argument("--reference-width", type=int, metavar="M", help="the reference's width "
                    "(default: the configured widths)")
+    g.add_argument("--reference", choices=["network", "limit"],
+                   help="what the members are compared with: a wide network (default) or the "
+                   "exact m, N -> infinity limit (two-layer ReLU networks on radial problems)")
+    g.add_argument("--limit-nodes", type=int, metavar="N", help="the limit's nodes per coordinate "
+                   "of its initial law (default 16)")
+    g.add_argument("--limit-norm-nodes", type=int, metavar="N", help="the limit's nodes per piece "
+                   "of its norm law (default 64)")
+    g.add_argument("--samples", choices=["fixed", "fresh"],
+                   help="train on the configured sample (default) or on data.n_train fresh points "
+                   "every step")
     g.add_argument("--coupling", choices=["subsample", "independent"],
                    help="members as subsamples of the reference's initial particles (default) or "
-                   "independent draws")
+                   "independent draws (the only coupling with the limit)")
     g.add_argument("--every", type=int, metavar="K", help="steps between gap times (default: "
                    "record.snapshot_every)")
     g.add_argument("--distance-size", type=int, metavar="N",
-                   help="cloud size for W2, sliced W2 and MMD2 (default min(256, M/2))")
+                   help="cloud size for W2, sliced W2 and MMD2 (default min(256, M/2); 256 "
+                   "against the limit)")
     g.add_argument("--projections", type=int, default=64, metavar="P",
                    help="directions of the sliced W2 (default 64)")
     g.add_argument("--bandwidth", type=float, metavar="H", help="MMD kernel bandwidth (default: "

@@ -39,13 +39,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from solvers import Group
 
 from . import data as D
 from . import init as I
 from . import targets as T
+from .parallel import Schedule
 
 
 # ----------------------------------------------------------------------------------
@@ -115,34 +116,61 @@ def relu_averages(a, c, d, z):
 
 
 @njit(cache=True, error_model="numpy")
-def _forward(r, c, v, w, rho, d, z, F):
-    """F[k] = Σ_i w_i v_i A0(r_i ρ_k, c_i) (written)."""
-    F[:] = 0.0
+def _forward_at(r, c, v, w, rho, d, z, F, k):
+    """F[k] = Σ_i w_i v_i A0(r_i ρ_k, c_i), summed in the order of i."""
+    s = 0.0
     for i in range(r.shape[0]):
         wv = w[i] * v[i]
         if wv == 0.0:
             continue
-        for k in range(rho.shape[0]):
-            a0, _, _ = relu_averages(r[i] * rho[k], c[i], d, z)
-            F[k] += wv * a0
+        a0, _, _ = relu_averages(r[i] * rho[k], c[i], d, z)
+        s += wv * a0
+    F[k] = s
+
+
+@njit(cache=True, error_model="numpy")
+def _velocity_at(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv, i):
+    """The reduced velocities of node i, summed over the norm nodes in their order."""
+    sr = 0.0
+    sc = 0.0
+    sv = 0.0
+    for k in range(rho.shape[0]):
+        a0, a1, a2 = relu_averages(r[i] * rho[k], c[i], d, z)
+        we = wrho[k] * e[k]
+        sr += we * rho[k] * a2
+        sc += we * a1
+        sv += we * a0
+    Vr[i] = cu * v[i] * sr
+    Vc[i] = cc * v[i] * sc
+    Vv[i] = cv * sv
+
+
+# Each output element is one thread's sum in a fixed order, so the serial and parallel
+# kernels give the same bits whatever the number of threads.
+@njit(cache=True, error_model="numpy")
+def _forward(r, c, v, w, rho, d, z, F):
+    """F[k] = Σ_i w_i v_i A0(r_i ρ_k, c_i) (written)."""
+    for k in range(rho.shape[0]):
+        _forward_at(r, c, v, w, rho, d, z, F, k)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _forward_parallel(r, c, v, w, rho, d, z, F):
+    for k in prange(rho.shape[0]):
+        _forward_at(r, c, v, w, rho, d, z, F, k)
 
 
 @njit(cache=True, error_model="numpy")
 def _velocity(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv):
     """The reduced velocities with coefficients cu, cc, cv (−η of each group; 0 skips)."""
     for i in range(r.shape[0]):
-        sr = 0.0
-        sc = 0.0
-        sv = 0.0
-        for k in range(rho.shape[0]):
-            a0, a1, a2 = relu_averages(r[i] * rho[k], c[i], d, z)
-            we = wrho[k] * e[k]
-            sr += we * rho[k] * a2
-            sc += we * a1
-            sv += we * a0
-        Vr[i] = cu * v[i] * sr
-        Vc[i] = cc * v[i] * sc
-        Vv[i] = cv * sv
+        _velocity_at(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv, i)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _velocity_parallel(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv):
+    for i in prange(r.shape[0]):
+        _velocity_at(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv, i)
 
 
 # ----------------------------------------------------------------------------------
@@ -329,7 +357,7 @@ class TwoLayerLimit:
     u_init, c_init, v_init : initial laws (defaults those of
         :func:`meanfield.network.two_layer`: u ~ N(0, I/d), c, v ~ N(0, 1))
     bias : whether c exists (and moves);  out_bias : an output bias b (starts at 0)
-    train : which of "u", "c", "v" move
+    train : which of "u", "c", "v" move;  train_out_bias : whether b moves
 
     The state ``y`` is (r (n,), c (n,), v (n,), [b]) with ``n`` quadrature nodes of fixed
     weights ``w``; ``y0`` is the initial state.  Calling ``field(y, out, scales, step)``
@@ -338,7 +366,8 @@ class TwoLayerLimit:
 
     def __init__(self, d: int, law, target, *, nodes: int = 16, norm_nodes: int = 64,
                  u_init=None, c_init=None, v_init=None, bias: bool = True,
-                 out_bias: bool = False, activation: str = "relu", train=("u", "c", "v")):
+                 out_bias: bool = False, activation: str = "relu", train=("u", "c", "v"),
+                 train_out_bias: bool = True):
         if activation != "relu":
             raise ValueError(f"the limit solver supports activation 'relu' for now, not {activation!r}")
         d = int(d)
@@ -367,10 +396,12 @@ class TwoLayerLimit:
         self.groups = tuple(Group(nm, i * n, (n, 1), tr, key=(0, i))
                             for i, (nm, tr) in enumerate(zip(names, trains)))
         if out_bias:
-            self.groups += (Group("out.b", 3 * n, (1, 1), True, key=(0, 3)),)
+            self.groups += (Group("out.b", 3 * n, (1, 1), bool(train_out_bias), key=(0, 3)),)
         self.size = 3 * n + (1 if out_bias else 0)
         self.y0 = np.concatenate([r, c, v, [0.0] if out_bias else []])
         self._F = np.zeros_like(self.rho)
+        # the closed forms cost about (d − 3)/2 + 10 operations a pair (node, norm node)
+        self._schedule = Schedule(float(self.n * self.rho.size * (d // 2 + 8)))
 
     def __repr__(self) -> str:
         return (f"TwoLayerLimit(d={self.d}, law={self.law_description}, kinks={self.kinks}, "
@@ -389,7 +420,7 @@ class TwoLayerLimit:
         r, c, v, b = self.split(y)
         rho = self.rho if rho is None else np.atleast_1d(np.asarray(rho, dtype=float))
         F = np.empty_like(rho)
-        _forward(r, c, v, self.w, rho, self.d, self.z, F)
+        _forward(r, c, v, self.w, rho, self.d, self.z, F)   # off the hot path: serial
         return F + b
 
     def loss(self, y) -> float:
@@ -399,12 +430,17 @@ class TwoLayerLimit:
 
     def __call__(self, y, out, scales, step: int = 0) -> float:
         r, c, v, b = self.split(y)
-        _forward(r, c, v, self.w, self.rho, self.d, self.z, self._F)
-        e = self._F + b - self.y_rho
         n = self.n
         s = np.asarray(scales, dtype=float)
-        _velocity(r, c, v, self.rho, self.wrho, e, self.d, self.z, -s[0], -s[1], -s[2],
-                  out[:n], out[n:2 * n], out[2 * n:3 * n])
+        t = self._schedule.begin()
+        try:
+            (_forward_parallel if t else _forward)(r, c, v, self.w, self.rho, self.d, self.z, self._F)
+            e = self._F + b - self.y_rho
+            (_velocity_parallel if t else _velocity)(
+                r, c, v, self.rho, self.wrho, e, self.d, self.z, -s[0], -s[1], -s[2],
+                out[:n], out[n:2 * n], out[2 * n:3 * n])
+        finally:
+            self._schedule.end(t)
         if self.has_out_bias:
             out[3 * n] = -s[3] * float(np.dot(self.wrho, e))
         return 0.5 * float(np.dot(self.wrho, e * e))

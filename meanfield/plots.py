@@ -233,7 +233,7 @@ def plot_gap(res, outdir: str) -> list:
     xname = "width m" if not res.rates else res.rates["function"]["x"]
     x = res.widths.astype(float)
     if res.rates:
-        x = effective_widths(res.widths, o.reference_width[0], o.coupling)
+        x = effective_widths(res.widths, o.M, o.coupling)
     x = x[done]
     panels = [("function gap ‖f_m − f_M‖", res.function[done], "function", "rms")]
     if res.complete:
@@ -269,8 +269,10 @@ def plot_gap(res, outdir: str) -> list:
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(f"gap to the width-{o.reference_width[0]} reference against the width "
-                 f"({o.seeds} seeds, {o.coupling} coupling)")
+    fig.suptitle((f"gap to the width-{o.reference_width[0]} reference" if not o.limit else
+                  "gap to the exact limit (f_M: the limit's f)")
+                 + f" against the width ({o.seeds} seeds, {o.coupling} coupling"
+                 + (", fresh samples" if o.samples == "fresh" else "") + ")")
     files.append(save_figure(fig, outdir, "gap-vs-width.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))

@@ -29,8 +29,10 @@ data                      ``[seed.data, 1]``                    :func:`data`
 fresh samples             ``[seed, step]``                      :class:`~meanfield.Stream`
 subsample coupling        ``[member seed, block, m]``           :func:`subsample`
 independent members       ``[seed.init, INDEPENDENT, member]``  :func:`independent_init_seed`
+a sweep's fresh samples   ``[H(seed.data, FRESH), step]``       :func:`sweep_samples_seed`
 reference distance cloud  ``[DISTANCES, 0, block]``             :func:`reference_cloud`
 member distance cloud     ``[DISTANCES, 1, w, member, block]``  :func:`member_cloud`
+limit distance cloud      ``[DISTANCES, 2, block]``             :func:`limit_cloud`
 sliced-W₂ projections     ``DISTANCES + block − 1``             :func:`projections_seed`
 bootstrap of gap time j   ``j`` (``fit_rate(seed=j)``)          :func:`generator`
 ========================  ===================================  ==========================
@@ -51,6 +53,7 @@ import numpy as np
 
 INIT = 0x494E4954           # "INIT": the initial particles' counter-based streams
 INDEPENDENT = 0x696E_6470   # "indp": init seeds of independent members
+FRESH = 0x6672_7368         # "frsh": the fresh samples of a sweep's training
 DISTANCES = 0x6D66_6761     # "mfga": distance subsamples and projections
 PARAM_INDEX = {"u": 0, "c": 1, "v": 2}
 
@@ -100,6 +103,14 @@ def independent_init_seed(init: int, member: int) -> int:
     return int(np.random.SeedSequence([int(init), INDEPENDENT, int(member)]).generate_state(1)[0])
 
 
+def sweep_samples_seed(data: int) -> int:
+    """The seed of the :class:`~meanfield.Stream` of fresh samples that a sweep with
+    ``samples = "fresh"`` trains on (the reference and every member the same sample at
+    a step), for ``seed.data = data``: a stream unrelated to the fixed data stream
+    (``Stream(seed=data)`` at step 1 would be the data stream itself)."""
+    return int(np.random.SeedSequence([int(data), FRESH]).generate_state(1)[0])
+
+
 def reference_cloud(block: int) -> np.random.Generator:
     """The permutation that picks the reference's distance cloud of block ``block``
     (1-based) and its noise-floor partner."""
@@ -110,6 +121,13 @@ def member_cloud(w: int, member: int, block: int) -> np.random.Generator:
     """The permutation that picks the distance cloud of member ``member`` of width index
     ``w`` in block ``block`` (1-based), when the member is wider than the cloud."""
     return np.random.default_rng([DISTANCES, 1, int(w), int(member), int(block)])
+
+
+def limit_cloud(block: int) -> np.random.Generator:
+    """The draws (by the quadrature weights) that pick the limit's distance cloud of block
+    ``block`` (1-based) and its noise-floor partner, when the limit is a sweep's
+    reference."""
+    return np.random.default_rng([DISTANCES, 2, int(block)])
 
 
 def projections_seed(block: int) -> int:

@@ -71,7 +71,7 @@ def test_sweep_file_holds_the_required_names_and_reads_back(tmp_path):
     res = sweep(preset_text("relu-norm-3layer"), path=path, **SMALL)
     W, S, T, L = 3, 3, 3, 2
     with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "meanfield-gap" and f.attrs["format_version"] == 1
+        assert f.attrs["format"] == "meanfield-gap" and f.attrs["format_version"] == 2
         assert f.attrs["status"] == "complete"
         assert f["gap/widths"][()].tolist() == [8, 16, 32]
         assert f["gap/seeds"].shape == (S,) and f["gap/t"].shape == (T,)
@@ -239,7 +239,7 @@ def test_info_and_plot_of_a_gap_file(tmp_path, capsys):
     assert "complete" in out and "beta =" in out
     assert cli.main(["info", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "meanfield gap file, format version 1" in out and "rate of the function gap" in out
+    assert "meanfield gap file, format version 2" in out and "rate of the function gap" in out
     assert cli.main(["plot", str(path), "-o", str(tmp_path / "figs")]) == 0
     files = sorted(os.listdir(tmp_path / "figs"))
     assert files == ["beta.png", "decomposition.png", "gap-vs-time.png", "gap-vs-width.png"]

@@ -18,6 +18,7 @@ from ..data import DISTRIBUTIONS
 from ..experiment import Experiment
 from ..init import INIT_LAWS, Gaussian
 from ..layout import OUT_BIAS, PARAMS, group_name, group_names
+from ..limit import TwoLayerLimit, norm_quantile, target_profile
 from ..network import Network, _block
 from .. import streams
 from ..objective import Dataset
@@ -55,6 +56,20 @@ def frozen_groups(cfg: dict) -> set:
     return {groups[i].name for i in solvers.match_groups(groups, m["freeze"])}
 
 
+def init_laws(cfg: dict, l: int) -> dict:
+    """The initial laws {"u", "c", "v"} of block ``l`` (1-based): ``model.init`` where it
+    names them, else u ~ N(0, I/k_in), c, v ~ N(0, 1)."""
+    mc = cfg["model"]
+    dims = [mc["d"]] + mc["bottleneck"] + [1]
+    laws = {"u": Gaussian(1 / math.sqrt(dims[l - 1])), "c": Gaussian(1.0), "v": Gaussian(1.0)}
+    for p in PARAMS:
+        spec = mc["init"].get(group_name(l, p))
+        if spec is not None:
+            entry = INIT_LAWS.entries[spec["law"]]
+            laws[p] = entry.make({}, {k: spec[k] for k in entry.params})
+    return laws
+
+
 def make_network(cfg: dict, widths=None) -> Network:
     """The initial network of ``[model]`` (optionally with other ``widths``: by the
     prefix property of the keyed init streams, its particles are the first ones of the
@@ -66,12 +81,7 @@ def make_network(cfg: dict, widths=None) -> Network:
     frozen = frozen_groups(cfg)
     blocks = []
     for l in range(L):
-        laws = {"u": Gaussian(1 / math.sqrt(dims[l])), "c": Gaussian(1.0), "v": Gaussian(1.0)}
-        for p in PARAMS:
-            spec = mc["init"].get(group_name(l + 1, p))
-            if spec is not None:
-                entry = INIT_LAWS.entries[spec["law"]]
-                laws[p] = entry.make({}, {k: spec[k] for k in entry.params})
+        laws = init_laws(cfg, l + 1)
         train = tuple(p for p in PARAMS if group_name(l + 1, p) not in frozen)
         blocks.append(_block(cfg["seed"]["init"], l + 1, widths[l], dims[l], dims[l + 1],
                              mc["activations"][l], mc["bias"], laws["u"], laws["c"], laws["v"],
@@ -174,3 +184,52 @@ def build(cfg: dict):
         stop=solvers.Stop(t_end=sv.get("t_end"), steps=sv.get("steps"), loss_tol=sv.get("loss_tol")),
         method=sv["method"], dt=sv["dt"], rtol=sv["rtol"], atol=sv["atol"], loss=sv["loss"],
         seed=cfg["seed"]["noise"], record=dict(cfg["record"]), config=cfg)
+
+
+def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64):
+    """The exact m, N → ∞ limit of the configuration's network and data
+    (:class:`meanfield.limit.TwoLayerLimit`, docs/math.md §8), with ``nodes`` nodes per
+    coordinate of its initial-law rule and ``norm_nodes`` per piece of its norm rule.
+    ConfigError naming the key when the configuration is not a problem the limit
+    solver reduces: a two-layer mean-field ReLU network with the identity output and
+    the squared loss, a radial law and target, a rotation-invariant initial law of u,
+    and stages without noise whose projections commute with rotations."""
+    mc = cfg["model"]
+    if len(mc["widths"]) != 1:
+        raise ConfigError(f"model.widths: the limit solver reduces two-layer networks (one block); "
+                          f"this one has {len(mc['widths'])}")
+    checks = (("model.activations", mc["activations"][0], "relu"),
+              ("model.scaling", mc["scaling"], "mf"), ("model.output", mc["output"], "identity"),
+              ("model.dtype", mc["dtype"], "float64"), ("solver.loss", cfg["solver"]["loss"], "squared"))
+    for key, got, want in checks:
+        if got != want:
+            raise ConfigError(f"{key}: the limit solver needs {want!r}, got {got!r}")
+    for i, st in enumerate(cfg["stages"]):
+        if st.get("langevin"):
+            raise ConfigError(f"stages[{i}].langevin: the limit solver has no noise")
+        for j, pr in enumerate(st["projections"]):
+            touches_u = any(solvers.match_groups([solvers.Group("1.u", 0, (1, 1))], [g])
+                            for g in pr["groups"])
+            if touches_u and not (pr["kind"] == "ball" and pr["per"] == "particle"):
+                raise ConfigError(f"stages[{i}].projections[{j}]: only a per-particle ball "
+                                  "commutes with rotations of u (the limit holds ‖u‖ only)")
+            if pr["kind"] == "ball" and pr["per"] == "group":
+                raise ConfigError(f"stages[{i}].projections[{j}]: a per-group ball has no "
+                                  "infinite-width limit")
+    frozen = frozen_groups(cfg)
+    laws = init_laws(cfg, 1)
+    law, target = make_distribution(cfg), make_target(cfg)
+    for key, check in (("data.distribution", lambda: norm_quantile(law)),
+                       ("target.kind", lambda: target_profile(target))):
+        try:
+            check()
+        except ValueError as e:
+            raise ConfigError(f"{key}: {e}") from None
+    try:
+        return TwoLayerLimit(mc["d"], law, target, nodes=nodes,
+                             norm_nodes=norm_nodes, u_init=laws["u"], c_init=laws["c"],
+                             v_init=laws["v"], bias=mc["bias"], out_bias=mc["out_bias"],
+                             train=tuple(p for p in PARAMS if group_name(1, p) not in frozen),
+                             train_out_bias=OUT_BIAS not in frozen)
+    except ValueError as e:   # the initial laws
+        raise ConfigError(f"model.init: {e}") from None

@@ -20,8 +20,8 @@ from .result import (ARRAYS, DECOMPOSITION_TERMS, FLOORS, PER_BLOCK, RATE_FIELDS
                      REFERENCE_ARRAYS, GapResult, Trace)
 
 FORMAT = "meanfield-gap"
-FORMAT_VERSION = 1
-READS_VERSIONS = (1,)
+FORMAT_VERSION = 2     # 2: the options' reference, samples and limit rules; /reference/weights, error
+READS_VERSIONS = (1, 2)
 
 
 class GapFileError(ValueError):
@@ -89,6 +89,9 @@ def _fill(f, res, status, message) -> None:
                 rg.create_dataset(f"decomposition/{term}", data=ref.decomposition[:, i])
         for k in FLOORS:
             rg.create_dataset(k, data=getattr(ref, k))
+        if ref.weights is not None:
+            rg.create_dataset("weights", data=np.asarray(ref.weights, dtype=float))
+            rg.create_dataset("error", data=np.asarray(ref.error, dtype=float))
     mg = f.create_group("members")
     for w in range(res.options.W):
         if res.done[w]:
@@ -175,6 +178,8 @@ def _read(f, path) -> GapResult:
             features=[rg[f"features/{l + 1}"][()] for l in range(L)],
             decomposition=(np.stack([rg[f"decomposition/{k}"][()] for k in DECOMPOSITION_TERMS],
                                     axis=1) if "decomposition" in rg else None),
+            weights=rg["weights"][()] if opts.limit else None,
+            error=rg["error"][()] if opts.limit else None,
             **arrays))
         for k in ARRAYS:
             setattr(res, k, g[k][()])
@@ -232,7 +237,13 @@ def _check_shapes(res: GapResult, path) -> None:
     ref = res.reference
     if ref is not None:
         T = len(ref.t)
-        for k, shape in (("t", (T,)), ("step", (T,)), ("theta", (T, params(o.reference_width))),
+        P = params(o.reference_width)
+        if o.limit:
+            n = np.size(ref.weights)
+            P = 3 * n + (1 if cfg["model"]["out_bias"] else 0)
+            expect("/reference/weights", ref.weights, (n,))
+            expect("/reference/error", ref.error, (T,))
+        for k, shape in (("t", (T,)), ("step", (T,)), ("theta", (T, P)),
                          ("outputs", (T, N)), ("loss_train", (T,)), ("loss_test", (T,)),
                          ("w2_floor", (W, T, L)), ("sliced_w2_floor", (W, T, L))):
             expect(f"/reference/{k}", getattr(ref, k), shape)

@@ -42,6 +42,16 @@ class SweepOptions:
     n_projections : directions of the sliced W₂;  bandwidth : of the MMD kernel (None:
         median heuristic)
     n_boot, level : bootstrap resamples and level of the rate intervals
+    reference : "network" (the M-particle network of ``reference_width``) or "limit" (the
+        exact m, N → ∞ limit, :func:`meanfield.config.make_limit`; members are
+        independent draws, and ``reference_width`` is only the widest member's widths,
+        the architecture the file records)
+    limit_nodes, limit_norm_nodes : the limit's rules (nodes per coordinate of the initial
+        law, per piece of the norm law); the limit with half as many of each gives the
+        reference's error estimate
+    samples : "fixed" (members train on the configuration's ``data.n_train`` points) or
+        "fresh" (``data.n_train`` new points every step, so that against the limit the
+        width gap is seen without a sample floor)
     """
 
     widths: tuple
@@ -54,6 +64,10 @@ class SweepOptions:
     bandwidth: float | None = None
     n_boot: int = 1000
     level: float = 0.9
+    reference: str = "network"
+    limit_nodes: int = 16
+    limit_norm_nodes: int = 64
+    samples: str = "fixed"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -67,6 +81,16 @@ class SweepOptions:
         d["widths"] = tuple(tuple(int(x) for x in w) for w in d["widths"])
         d["reference_width"] = tuple(int(x) for x in d["reference_width"])
         return cls(**d)
+
+    @property
+    def limit(self) -> bool:
+        """Whether the reference is the exact limit."""
+        return self.reference == "limit"
+
+    @property
+    def M(self):
+        """The reference's first-block width, or None for the limit (the rates' width axis)."""
+        return None if self.limit else self.reference_width[0]
 
     @property
     def W(self) -> int:
@@ -105,19 +129,46 @@ def _check_config(cfg: dict) -> None:
         raise SweepError("data.n_test: the gaps are measured on the test sample; give at least 2 points")
 
 
+REFERENCES = ("network", "limit")
+SAMPLES = ("fixed", "fresh")
+
+
 def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
-                 coupling: str = "subsample", every=None, distance_size=None,
+                 coupling=None, every=None, distance_size=None,
                  n_projections: int = 64, bandwidth=None, n_boot: int = 1000,
-                 level: float = 0.9) -> SweepOptions:
+                 level: float = 0.9, reference: str = "network", limit_nodes: int = 16,
+                 limit_norm_nodes: int = 64, samples: str = "fixed") -> SweepOptions:
     """Check the options against the configuration ``cfg`` (resolved) and resolve them.
 
     ``widths``: a list of widths m (every block scaled with the configuration's widths:
     [1024, 512] swept at m gives [m, m/2]) or a list of per-block lists.
     ``reference_width``: M (scaled the same way) or a per-block list; default: the
-    configured widths.  ``every``: steps between gap times (default: the configuration's
-    ``record.snapshot_every``).
+    configured widths.  ``coupling``: default "subsample", and "independent" (the only
+    one) against the limit.  ``every``: steps between gap times (default: the
+    configuration's ``record.snapshot_every``).  ``reference="limit"`` checks that the
+    limit solver reduces the configuration (building its rules) before anything trains.
     """
     _check_config(cfg)
+    if reference not in REFERENCES:
+        raise SweepError(f"reference: expected one of {', '.join(REFERENCES)}, got {reference!r}")
+    if samples not in SAMPLES:
+        raise SweepError(f"samples: expected one of {', '.join(SAMPLES)}, got {samples!r}")
+    limit = reference == "limit"
+    limit_nodes = check_int("limit nodes", limit_nodes, 2)
+    limit_norm_nodes = check_int("limit norm nodes", limit_norm_nodes, 4)
+    if coupling is None:
+        coupling = "independent" if limit else "subsample"
+    if limit:
+        if coupling != "independent":
+            raise SweepError(f"coupling: members of the limit are independent draws from its "
+                             f"initial laws, not {coupling!r}")
+        if reference_width is not None:
+            raise SweepError("reference width: the limit has no width; give it with a network "
+                             "reference only")
+        try:
+            C.make_limit(cfg, nodes=2, norm_nodes=4)   # what it refuses, it refuses at any size
+        except C.ConfigError as e:
+            raise SweepError(f"--reference limit: {e}") from None
     base = list(cfg["model"]["widths"])
     L = len(base)
     if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) < 2:
@@ -134,7 +185,9 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
     if len(set(ws)) != len(ws):
         raise SweepError("widths: each width must appear once")
     ws.sort(key=lambda w: w[0])
-    if reference_width is None:
+    if limit:
+        ref = ws[-1]
+    elif reference_width is None:
         ref = tuple(base)
     elif np.isscalar(reference_width):
         ref = _scaled(base, check_int("reference width", reference_width))
@@ -144,7 +197,7 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
             raise SweepError(f"reference width: expected {L} entries, got {len(ref)}")
     if coupling not in COUPLINGS:
         raise SweepError(f"coupling: expected one of {', '.join(COUPLINGS)}, got {coupling!r}")
-    for w in ws:
+    for w in ([] if limit else ws):
         for l, (a, b) in enumerate(zip(w, ref)):
             if coupling == "subsample" and not a < b:
                 raise SweepError(f"widths: {a} in block {l + 1} is not below the reference's {b} "
@@ -156,9 +209,9 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
     seeds = check_int("seeds", seeds, 2)
     every = check_int("every", cfg["record"]["snapshot_every"] if every is None else every)
     if distance_size is None:
-        distance_size = max(2, min(256, min(ref) // 2))
+        distance_size = 256 if limit else max(2, min(256, min(ref) // 2))
     distance_size = check_int("distance size", distance_size, 2)
-    if 2 * distance_size > min(ref):
+    if not limit and 2 * distance_size > min(ref):
         raise SweepError(f"distance size: {distance_size} is more than half the reference width "
                          f"{min(ref)} (the noise floor needs two disjoint samples of it)")
     n_projections = check_int("projections", n_projections)
@@ -169,7 +222,8 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
     if not (isinstance(level, float) and 0 < level < 1):
         raise SweepError(f"level: expected a number in (0, 1), got {level!r}")
     return SweepOptions(tuple(ws), seeds, ref, coupling, every, distance_size, n_projections,
-                        None if bandwidth is None else float(bandwidth), n_boot, float(level))
+                        None if bandwidth is None else float(bandwidth), n_boot, float(level),
+                        reference, int(limit_nodes), int(limit_norm_nodes), samples)
 
 
 def reference_config(cfg: dict, opts: SweepOptions) -> dict:
@@ -257,8 +311,9 @@ def estimate_memory(cfg: dict, opts: SweepOptions) -> tuple:
     doubled = {"seeds": need(**{**base, "S": 2 * opts.seeds}),
                "widths": need(**{**base, "W": 2 * opts.W}),
                "every": need(**{**base, "T": 2 * T}),
-               "data.n_test": need(**{**base, "N": 2 * N}),
-               "reference width": need(**{**base, "ref_scale": 2})}
+               "data.n_test": need(**{**base, "N": 2 * N})}
+    if not opts.limit:
+        doubled["reference width"] = need(**{**base, "ref_scale": 2})
     return total, max(doubled, key=lambda k: doubled[k])
 
 

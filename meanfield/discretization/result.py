@@ -39,6 +39,13 @@ class Trace:
     (else None);  w2_floor, sliced_w2_floor (W, T, L) the distances between two
     disjoint samples of the reference's cloud, of each width's cloud size
     status, message: how the reference run ended ("complete", "diverged")
+
+    Against the limit (``options.reference == "limit"``): theta (T, 3n [+ 1]) is the
+    limit's state (the n nodes' r = ‖u‖, then c, v, and the output bias), ``weights``
+    (n,) the nodes' fixed quadrature weights, ``error`` (T,) the estimate of the error of
+    ``outputs``: ‖F_n − F_{n/2}‖ in L²(data law) against the limit with half the nodes
+    per rule (None for a network reference); the floors are distances between two
+    samples of the limit's law; the losses are the population loss ½ E (F − g)².
     """
 
     t: np.ndarray
@@ -53,10 +60,14 @@ class Trace:
     sliced_w2_floor: np.ndarray
     status: str
     message: str
+    weights: np.ndarray | None = None
+    error: np.ndarray | None = None
 
     def __repr__(self) -> str:
+        what = (f"P = {self.theta.shape[1]}" if self.weights is None else
+                f"the limit, {self.weights.size} nodes, estimated error <= {np.max(self.error):.2g}")
         return (f"<Trace {self.status}: {len(self.t)} gap times, t = 0 … {self.t[-1]:.6g}, "
-                f"P = {self.theta.shape[1]}, {len(self.features)} blocks>")
+                f"{what}, {len(self.features)} blocks>")
 
 
 @dataclass(repr=False, eq=False)
@@ -131,9 +142,18 @@ class GapResult:
         o = self.options
         state = self.file_status or ("complete" if self.complete else "incomplete")
         return (f"<GapResult {state}: widths {list(map(int, self.widths))} x {o.seeds} seeds, "
-                f"reference {list(o.reference_width)}, coupling {o.coupling}, "
+                f"reference {self.reference_description}, coupling {o.coupling}, "
                 f"{len(self.t)} gap times, {int(self.done.sum())}/{o.W} widths done"
                 + (f", {self.path}" if self.path else "") + ">")
+
+    @property
+    def reference_description(self) -> str:
+        """"[M_1, …]" for a network reference; "the limit (n nodes, …)" against the limit."""
+        o = self.options
+        if not o.limit:
+            return str(list(o.reference_width))
+        nodes = "" if self.reference is None else f"{self.reference.weights.size} nodes, "
+        return (f"the limit ({nodes}rules of {o.limit_nodes} and {o.limit_norm_nodes} nodes)")
 
     def to_dataframe(self):
         """The members' gaps as a pandas DataFrame indexed by (width, seed, t)
@@ -235,7 +255,7 @@ class GapResult:
         o = self.options
         m = self.widths
         T, L = len(self.t), len(self.reference.features)
-        kw = dict(M=o.reference_width[0], coupling=o.coupling, n_boot=o.n_boot, level=o.level)
+        kw = dict(M=o.M, coupling=o.coupling, n_boot=o.n_boot, level=o.level)
         series = {"function": self.function}
         for l in range(L):
             series[f"feature/{l + 1}"] = self.feature[..., l]
@@ -285,18 +305,26 @@ class GapResult:
         if status == "running" and not self.complete:
             status = "incomplete (resume with --resume)"
         lines.append(f"sweep: {status}; {o.W} widths {list(map(int, self.widths))} x {o.seeds} "
-                     f"seeds, reference {list(o.reference_width)}, coupling {o.coupling}")
+                     f"seeds, reference {self.reference_description}, coupling {o.coupling}"
+                     + (", fresh samples every step" if o.samples == "fresh" else ""))
         lines.append(f"done: {int(self.done.sum())}/{o.W} widths" +
                      ("" if self.reference is not None else "; the reference has not finished"))
         if self.reference is not None:
             lines.append(f"gap times: {len(self.t)} (every {o.every} steps), t = 0 … {self.t[-1]:.6g}; "
                          f"reference {self.reference.status}, test loss "
-                         f"{self.reference.loss_test[0]:.4e} -> {self.reference.loss_test[-1]:.4e}")
+                         f"{self.reference.loss_test[0]:.4e} -> {self.reference.loss_test[-1]:.4e}"
+                         + (" (population)" if o.limit else ""))
+            if self.reference.error is not None:
+                lines.append(f"the limit's error (f against half the nodes per rule, L2 of the data "
+                             f"law): at most {np.nanmax(self.reference.error):.2e} over the gap times")
         if self.reference is not None and self.done.any():
             w = int(np.flatnonzero(self.done)[-1])
             j = len(self.t) - 1
-            lines.append(f"distances between clouds of at most {o.distance_size} particles (seeded "
-                         f"subsamples of member and reference), at t = {self.t[j]:.4g} for m = "
+            what = ("(|u|, c, v) of at most {n} particles (seeded subsamples of the member, "
+                    "draws from the limit's law)" if o.limit else
+                    "of at most {n} particles (seeded subsamples of member and reference)")
+            lines.append(f"distances between clouds {what.format(n=o.distance_size)}, at "
+                         f"t = {self.t[j]:.4g} for m = "
                          f"{int(self.widths[w])} (mean over seeds; noise floor in brackets):")
             for l in range(len(self.reference.features)):
                 lines.append(f"  block {l + 1}: W2 {np.mean(self.w2[w, :, j, l]):.4g} "
@@ -306,7 +334,8 @@ class GapResult:
         if self.rates:
             r = self.rates["function"]
             b = self.rates["bias"]
-            lines.append(f"rate of the function gap against the {r['x']} ({100 * r['level']:.0f} % "
+            lines.append(f"rate of the function gap against {'the width ' if r['x'] == 'm' else 'the '}"
+                         f"{r['x']} ({100 * r['level']:.0f} % "
                          f"bootstrap interval over seeds, {r['n_boot']} resamples):")
             for j in sorted({0, len(self.t) - 1}):
                 lines.append(f"  t = {self.t[j]:<10.4g} beta = {r['beta'][j]:.3f} "
@@ -319,7 +348,8 @@ class GapResult:
                              f"{ex['reference'][-1]:.4e}")
             fx = self.extrapolation.get("function")
             if fx:
-                lines.append(f"f at the end extrapolated (in {fx['variable']}): gap to f_M "
+                lines.append(f"f at the end extrapolated (in {fx['variable']}): gap to "
+                             f"{'the limit' if o.limit else 'f_M'} "
                              f"{fx['extrapolated_gap']:.3e}, against {fx['widest_gap']:.3e} for the "
                              "widest members' mean")
         return "\n".join(lines)

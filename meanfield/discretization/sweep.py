@@ -35,7 +35,7 @@ from .._h5lock import LockedError, WriterLock
 from ..parallel import available_cores
 from ..distances import mmd2, sliced_wasserstein2, wasserstein2
 from ..experiment import drive
-from ..objective import Dataset, Objective
+from ..objective import Dataset, Objective, Stream
 from . import gapfile
 from .coupling import member
 from .decomposition import applies as decomposition_applies
@@ -90,15 +90,105 @@ def _gap_loop(exp, field, y0, every, hook):
     return final, status, message
 
 
+def training_data(exp, cfg: dict, opts: SweepOptions):
+    """What the reference and the members train on: the experiment's fixed sample, or
+    with ``samples = "fresh"`` a :class:`~meanfield.objective.Stream` of
+    ``data.n_train`` new points every step (one stream for all, keyed by
+    :func:`meanfield.streams.sweep_samples_seed`)."""
+    if opts.samples == "fixed":
+        return exp.train
+    return Stream(C.make_distribution(cfg).sample, exp.target, int(cfg["data"]["n_train"]),
+                  seed=streams.sweep_samples_seed(cfg["seed"]["data"]))
+
+
+def reduced_cloud(network) -> np.ndarray:
+    """(m, ≤ 3) a two-layer network's particles in the limit's coordinates: (‖u‖, c, v),
+    the trained ones only (the direction of u is what the limit integrates out)."""
+    b = network.blocks[0]
+    cols = {"u": np.linalg.norm(b.u.astype(float), axis=1), "c": b.c.astype(float),
+            "v": b.v[:, 0].astype(float)}
+    return np.stack([cols[p] for p in ("u", "c", "v") if p in b.train], axis=1)
+
+
+def limit_cloud(theta, n: int, keep) -> np.ndarray:
+    """(n_nodes, ≤ 3) the limit's nodes (r, c, v) at state ``theta``, the columns ``keep``."""
+    r, c, v = theta[:n], theta[n:2 * n], theta[2 * n:3 * n]
+    return np.stack([(r, c, v)[i] for i in keep], axis=1)
+
+
+def limit_indices(weights, n: int) -> np.ndarray:
+    """(2n,) nodes drawn by their weights (seeded, the same at every gap time): the first
+    n are the limit's distance cloud, the next n its noise-floor partner."""
+    p = np.asarray(weights, dtype=float)
+    return streams.limit_cloud(1).choice(p.size, size=2 * n, replace=True, p=p / p.sum())
+
+
+def run_limit_reference(cfg: dict, opts: SweepOptions) -> Trace:
+    """The reference task against the limit: integrate the exact limit
+    (:func:`meanfield.config.make_limit`) through the configuration's schedule, with its
+    method and step, and keep at every gap time its state, f on the test sample, its
+    population loss, the floors of the distances (two samples of its law) and the
+    error estimate (the same integration with half the nodes per rule)."""
+    exp = reference_experiment(cfg, opts)
+    lim = C.make_limit(cfg, nodes=opts.limit_nodes, norm_nodes=opts.limit_norm_nodes)
+    coarse = C.make_limit(cfg, nodes=max(2, opts.limit_nodes // 2),
+                          norm_nodes=max(4, opts.limit_norm_nodes // 2))
+    norms = np.linalg.norm(exp.test.X, axis=1)
+    rows = {"step": [], "t": [], "theta": [], "outputs": [], "loss": [], "fine": []}
+
+    def hook(st):
+        rows["step"].append(st.step)
+        rows["t"].append(st.t)
+        rows["theta"].append(st.y.copy())
+        rows["outputs"].append(lim.profile(st.y, norms))
+        rows["loss"].append(lim.loss(st.y))
+        rows["fine"].append(lim.profile(st.y))   # F on the fine norm rule's nodes
+
+    final, status, message = _gap_loop(exp, lim, lim.y0, opts.every, hook)
+    coarse_rows = []
+    _, cstatus, _ = _gap_loop(exp, coarse, coarse.y0, opts.every,
+                              lambda st: coarse_rows.append((st.step, coarse.profile(st.y, lim.rho))))
+    error = np.full(len(rows["t"]), np.nan)
+    for step, Fc in coarse_rows:
+        if step in rows["step"]:
+            j = rows["step"].index(step)
+            error[j] = math.sqrt(float(np.dot(lim.wrho, (rows["fine"][j] - Fc) ** 2)))
+    theta = np.asarray(rows["theta"])
+    outputs = np.asarray(rows["outputs"])
+    b = theta[:, 3 * lim.n] if lim.has_out_bias else np.zeros(len(theta))
+    T, n = len(rows["t"]), opts.distance_size
+    keep = [i for i, g in enumerate(lim.groups[:3]) if g.trainable]
+    idx = limit_indices(lim.w, n)
+    floor = np.full((2, opts.W, T, 1), np.nan)
+    if keep:
+        for j in range(T):
+            cloud = limit_cloud(theta[j], lim.n, keep)
+            for w, widths in enumerate(opts.widths):
+                k = min(widths[0], n)
+                a, bb = cloud[idx[:n]], cloud[idx[n:n + k]]
+                floor[0, w, j, 0] = wasserstein2(bb, a)
+                floor[1, w, j, 0] = sliced_wasserstein2(
+                    bb, a, n_projections=opts.n_projections, seed=streams.projections_seed(1))
+    loss = np.asarray(rows["loss"])
+    return Trace(t=np.asarray(rows["t"]), step=np.asarray(rows["step"], dtype=np.int64),
+                 theta=theta, outputs=outputs, loss_train=loss, loss_test=loss.copy(),
+                 features=[(outputs - b[:, None])[:, :, None]], decomposition=None,
+                 w2_floor=floor[0], sliced_w2_floor=floor[1], status=status, message=message,
+                 weights=lim.w.copy(), error=error)
+
+
 def run_reference(cfg: dict, opts: SweepOptions) -> Trace:
     """The reference task: train the M-particle network and keep, at every gap time,
     its particles, outputs and features on the test sample, losses, the [RZG]
     decomposition (two blocks) and the noise floors of the distances for every width.
-    Returns its :class:`~.result.Trace` (what every width task receives)."""
+    Returns its :class:`~.result.Trace` (what every width task receives); against the
+    limit, :func:`run_limit_reference`'s."""
+    if opts.limit:
+        return run_limit_reference(cfg, opts)
     exp = reference_experiment(cfg, opts)
     net0 = exp.network
     X, y = exp.test.X, exp.test.y
-    obj = Objective(net0, exp.train, loss=exp.loss)
+    obj = Objective(net0, training_data(exp, cfg, opts), loss=exp.loss)
     tobj = Objective(net0, exp.test, loss=exp.loss)
     rows = {"step": [], "t": [], "theta": [], "outputs": [], "loss_train": [], "loss_test": [],
             "features": [[] for _ in range(net0.L)], "decomposition": []}
@@ -164,7 +254,8 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
         return C.make_network(c, widths=ws)
     members = [member(ref0, widths, coupling=opts.coupling, seed=s, fresh=fresh) for s in range(S)]
     nets = [mb.network for mb in members]
-    objs = [Objective(net, exp.train, loss=exp.loss, member=k) for k, net in enumerate(nets)]
+    train = training_data(exp, cfg, opts)
+    objs = [Objective(net, train, loss=exp.loss, member=k) for k, net in enumerate(nets)]
     tobjs = [Objective(net, exp.test, loss=exp.loss) for net in nets]
     field = solvers.Ensemble(objs)
     X, y = exp.test.X, exp.test.y
@@ -175,7 +266,12 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
                              if decomposition_applies(ref0) else None)}
     for k in ("feature", "coupling", "w2", "sliced_w2", "mmd2"):
         res[k] = np.full((S, T, L), np.nan)
-    ref_idx = [distance_indices(M, n, l)[:n] for l, M in enumerate(opts.reference_width)]
+    if opts.limit:   # clouds in the limit's coordinates (‖u‖, c, v), drawn by the weights
+        keep = [i for i, p in enumerate(("u", "c", "v")) if p in ref0.blocks[0].train]
+        lim_idx = limit_indices(trace.weights, n)[:n]
+        n_nodes = trace.weights.size
+    else:
+        ref_idx = [distance_indices(M, n, l)[:n] for l, M in enumerate(opts.reference_width)]
     own_idx = [[None if widths[l] <= n else
                 np.sort(streams.member_cloud(w, s, l + 1).permutation(widths[l])[:n])
                 for l in range(L)] for s in range(S)]
@@ -188,8 +284,12 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
             raise RuntimeError(f"width {widths}: state at step {st.step} is not a gap time of the "
                                "reference (the runs took different steps)")
         j = steps.index(st.step)
-        ref = ref0.with_theta(trace.theta[j])
-        ref_clouds = [trained_cloud(ref, l)[ref_idx[l]] for l in range(L)]
+        if opts.limit:
+            ref = None
+            ref_clouds = [limit_cloud(trace.theta[j], n_nodes, keep)[lim_idx]]
+        else:
+            ref = ref0.with_theta(trace.theta[j])
+            ref_clouds = [trained_cloud(ref, l)[ref_idx[l]] for l in range(L)]
         for s, ys in enumerate(field.unpack(st.y)):
             net = nets[s].with_theta(ys)
             f = net(X)
@@ -202,7 +302,7 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
                 res["coupling"][s, j] = coupling_gap(net, ref, members[s].sigma)
             for l in range(L):
                 res["feature"][s, j, l] = feature_gap(feats[l], trace.features[l][j])
-                cloud = trained_cloud(net, l)
+                cloud = reduced_cloud(net) if opts.limit else trained_cloud(net, l)
                 if own_idx[s][l] is not None:
                     cloud = cloud[own_idx[s][l]]
                 res["w2"][s, j, l], res["sliced_w2"][s, j, l], res["mmd2"][s, j, l] = \
@@ -389,12 +489,18 @@ def executor(scheduler=None, workers=None):
 # ----------------------------------------------------------------------------------
 # the sweep
 # ----------------------------------------------------------------------------------
-def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str = "subsample",
+def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling=None,
           every=None, distance_size=None, n_projections: int = 64, bandwidth=None,
-          n_boot: int = 1000, level: float = 0.9, path=None, overwrite: bool = False,
-          scheduler=None, workers=None, progress: bool = False, overrides=()):
+          n_boot: int = 1000, level: float = 0.9, reference: str = "network",
+          limit_nodes: int = 16, limit_norm_nodes: int = 64, samples: str = "fixed",
+          path=None, overwrite: bool = False, scheduler=None, workers=None,
+          progress: bool = False, overrides=()):
     """Run a width sweep of an experiment configuration (a dict, a TOML path or text)
     and return its :class:`~meanfield.discretization.result.GapResult`.
+
+    ``reference="limit"`` compares the members with the exact m, N → ∞ limit
+    (two-layer ReLU networks on radial problems, docs/math.md §8) instead of a wide
+    network; ``samples="fresh"`` trains on new samples every step.
 
     See :func:`make_options` for the options.  With ``path`` the result is written to a
     gap file (docs/format.md) at the start and after every finished task, so a killed
@@ -411,7 +517,8 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling: str
     opts = make_options(cfg, widths=widths, seeds=seeds, reference_width=reference_width,
                         coupling=coupling, every=every, distance_size=distance_size,
                         n_projections=n_projections, bandwidth=bandwidth, n_boot=n_boot,
-                        level=level)
+                        level=level, reference=reference, limit_nodes=limit_nodes,
+                        limit_norm_nodes=limit_norm_nodes, samples=samples)
     check_memory(cfg, opts)   # everything the sweep will hold, before anything trains
     try:
         C.check_memory(reference_config(cfg, opts))
