@@ -46,6 +46,7 @@ from solvers import Group
 from . import data as D
 from . import init as I
 from . import targets as T
+from .activations import act_deriv, act_value, activation_code
 from .parallel import Schedule
 
 
@@ -171,6 +172,117 @@ def _velocity(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv):
 def _velocity_parallel(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv):
     for i in prange(r.shape[0]):
         _velocity_at(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv, i)
+
+
+# -- [RZG] networks: a first block (r, c, v ∈ R^k) under a second block (a ∈ R^k, b, w) --
+@njit(cache=True, error_model="numpy")
+def _deep_forward_at(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam, kk):
+    """At norm node kk: H[kk] = Σ_i w1_i v_i A0(r_i ρ, c_i) (R^k), F[kk] = Σ_i w2_i wv_i
+    σ₂(a_i·H + b_i) and Γ[kk] = Σ_i w2_i wv_i σ₂'(a_i·H + b_i) a_i, each summed in the
+    order of i."""
+    k = v.shape[1]
+    for j in range(k):
+        H[kk, j] = 0.0
+        Gam[kk, j] = 0.0
+    for i in range(r.shape[0]):
+        a0, _, _ = relu_averages(r[i] * rho[kk], c[i], d, z)
+        if a0 == 0.0:
+            continue
+        for j in range(k):
+            H[kk, j] += w1[i] * v[i, j] * a0
+    f = 0.0
+    for i in range(b.shape[0]):
+        zz = b[i]
+        for j in range(k):
+            zz += a[i, j] * H[kk, j]
+        ww = w2[i] * wv[i]
+        f += ww * act_value(code2, zz)
+        dd = ww * act_deriv(code2, zz)
+        for j in range(k):
+            Gam[kk, j] += dd * a[i, j]
+    F[kk] = f
+
+
+@njit(cache=True, error_model="numpy")
+def _deep_first_at(r, c, v, rho, wrho, G, d, z, cu, cc, cv, Vr, Vc, Vv, i):
+    """The velocities of first-block node i: the two-layer ones with the back-propagated
+    signal G(ρ) = e(ρ) Γ(ρ) ∈ R^k in place of the residual."""
+    k = v.shape[1]
+    sr = 0.0
+    sc = 0.0
+    for j in range(k):
+        Vv[i, j] = 0.0
+    for kk in range(rho.shape[0]):
+        a0, a1, a2 = relu_averages(r[i] * rho[kk], c[i], d, z)
+        vg = 0.0
+        for j in range(k):
+            vg += v[i, j] * G[kk, j]
+        we = wrho[kk]
+        sr += we * vg * rho[kk] * a2
+        sc += we * vg * a1
+        for j in range(k):
+            Vv[i, j] += we * G[kk, j] * a0
+    Vr[i] = cu * sr
+    Vc[i] = cc * sc
+    for j in range(k):
+        Vv[i, j] *= cv
+
+
+@njit(cache=True, error_model="numpy")
+def _deep_second_at(a, b, wv, wrho, e, H, code2, ca, cb, cw, Va, Vb, Vw, i):
+    """The velocities of second-block node i: E_ρ[e w σ₂' H], E_ρ[e w σ₂'], E_ρ[e σ₂]."""
+    k = a.shape[1]
+    sb = 0.0
+    sw = 0.0
+    for j in range(k):
+        Va[i, j] = 0.0
+    for kk in range(H.shape[0]):
+        zz = b[i]
+        for j in range(k):
+            zz += a[i, j] * H[kk, j]
+        we = wrho[kk] * e[kk]
+        q = we * wv[i] * act_deriv(code2, zz)
+        for j in range(k):
+            Va[i, j] += q * H[kk, j]
+        sb += q
+        sw += we * act_value(code2, zz)
+    for j in range(k):
+        Va[i, j] *= ca
+    Vb[i] = cb * sb
+    Vw[i] = cw * sw
+
+
+@njit(cache=True, error_model="numpy")
+def _deep_forward(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam):
+    for kk in range(rho.shape[0]):
+        _deep_forward_at(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam, kk)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _deep_forward_parallel(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam):
+    for kk in prange(rho.shape[0]):
+        _deep_forward_at(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam, kk)
+
+
+@njit(cache=True, error_model="numpy")
+def _deep_velocity(r, c, v, a, b, wv, rho, wrho, e, G, H, d, z, code2, coef,
+                   Vr, Vc, Vv, Va, Vb, Vw):
+    for i in range(r.shape[0]):
+        _deep_first_at(r, c, v, rho, wrho, G, d, z, coef[0], coef[1], coef[2], Vr, Vc, Vv, i)
+    for i in range(b.shape[0]):
+        _deep_second_at(a, b, wv, wrho, e, H, code2, coef[3], coef[4], coef[5], Va, Vb, Vw, i)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _deep_velocity_parallel(r, c, v, a, b, wv, rho, wrho, e, G, H, d, z, code2, coef,
+                            Vr, Vc, Vv, Va, Vb, Vw):
+    n1 = r.shape[0]
+    for t in prange(n1 + b.shape[0]):
+        if t < n1:
+            _deep_first_at(r, c, v, rho, wrho, G, d, z, coef[0], coef[1], coef[2], Vr, Vc, Vv, t)
+        else:
+            _deep_second_at(a, b, wv, wrho, e, H, code2, coef[3], coef[4], coef[5],
+                            Va, Vb, Vw, t - n1)
 
 
 # ----------------------------------------------------------------------------------
@@ -300,6 +412,8 @@ def _scalar_rule(law, n: int, what: str, kink_at_zero: bool = False):
     (:func:`half_normal_rule`, n nodes a side): exact for polynomials in |c|."""
     if isinstance(law, I.Constant):
         return np.array([float(law.value)]), np.array([1.0])
+    if isinstance(law, I.Sphere):   # the "sphere" of R¹: ±radius, each with probability ½
+        return np.array([-float(law.radius), float(law.radius)]), np.array([0.5, 0.5])
     if isinstance(law, I.Gaussian):
         if law.std == 0:
             return np.array([float(law.mean)]), np.array([1.0])
@@ -312,7 +426,7 @@ def _scalar_rule(law, n: int, what: str, kink_at_zero: bool = False):
         x, w = roots_hermitenorm(int(n))
         return law.mean + law.std * x, w / w.sum()
     raise ValueError(f"the limit solver does not support the initial law {type(law).__name__} "
-                     f"for {what} (supported: Gaussian, Constant)")
+                     f"for {what} (supported: Gaussian, Constant, Sphere of a scalar)")
 
 
 def _radius_rule(law, d: int, n: int):
@@ -339,6 +453,28 @@ def initial_rule(d: int, u_init, c_init, v_init, n: int, bias: bool = True):
     R, C, V = np.meshgrid(r, c, v, indexing="ij")
     W = wr[:, None, None] * wc[None, :, None] * wv[None, None, :]
     return R.ravel(), C.ravel(), V.ravel(), W.ravel()
+
+
+def _vector_rule(law, k: int, n: int, what: str, kink_at_zero: bool = False):
+    """(nodes (q, k), weights (q,)) of a law on R^k with i.i.d. coordinates (a tensor of
+    :func:`_scalar_rule`); a Sphere law only for k = 1 (on R^k it is not a product)."""
+    if isinstance(law, I.Sphere) and k > 1:
+        raise ValueError(f"the limit solver supports a Sphere initial law for {what} only in "
+                         f"dimension 1 (here {k}: not a product of scalar laws)")
+    x, w = _scalar_rule(law, n, what, kink_at_zero)
+    return _tensor(*[(x[:, None], w)] * k)
+
+
+def _tensor(*rules):
+    """The tensor product of rules (nodes (q_i, p_i), weights (q_i,)): nodes (Π q_i, Σ p_i),
+    the last rule varying fastest."""
+    nodes, weights = np.zeros((1, 0)), np.ones(1)
+    for x, w in rules:
+        x = np.asarray(x, dtype=float).reshape(len(w), -1)
+        q0, q1 = nodes.shape[0], x.shape[0]
+        nodes = np.concatenate([np.repeat(nodes, q1, axis=0), np.tile(x, (q0, 1))], axis=1)
+        weights = np.repeat(weights, q1) * np.tile(np.asarray(w, dtype=float), q0)
+    return nodes, weights
 
 
 # ----------------------------------------------------------------------------------
@@ -472,3 +608,197 @@ class TwoLayerLimit:
         (2-homogeneity) with all of u, c, v moving at one time scale."""
         r, c, v, _ = self.split(y)
         return v * v - r * r - c * c
+
+    def block_outputs(self, y, rho=None) -> list:
+        """[h (K, 1)]: the block's output F − b at the norms ``rho`` (default: the norm
+        rule's nodes), as :meth:`meanfield.network.Network.features` gives it."""
+        b = self.split(y)[3]
+        return [(self.profile(y, rho) - b)[:, None]]
+
+    def clouds(self, y) -> list:
+        """[(nodes (n, p), weights (n,))]: the first block's nodes in the coordinates that
+        train among (r = ‖u‖, c, v), with their fixed weights (one block)."""
+        r, c, v, _ = self.split(y)
+        keep = [col for col, g in zip((r, c, v), self.groups[:3]) if g.trainable]
+        return [(np.stack(keep, axis=1) if keep else np.zeros((self.n, 0)), self.w)]
+
+
+# ----------------------------------------------------------------------------------
+# the limit of an [RZG] network (two blocks, bottleneck k)
+# ----------------------------------------------------------------------------------
+GROUPS_3 = ("1.u", "1.c", "1.v", "2.u", "2.c", "2.v")
+
+
+class ThreeLayerLimit:
+    """The reduced population flow of an [RZG] network with two blocks (a velocity field).
+
+    f(x) = ∫ w σ₂(a·h(x) + b) dμ₂ (+ b₀),  h(x) = ∫ v ReLU(u·x + c) dμ₁ ∈ R^k.  The first
+    block reduces as in :class:`TwoLayerLimit` (its nodes hold r = ‖u‖, c and v ∈ R^k;
+    h(x) = H(‖x‖)); the second block already lives in R^{k+2}, and its velocities need
+    only E_ρ of functions of H(ρ) and e(ρ).  The signal into the first block is
+    G(ρ) = e(ρ) Γ(ρ), Γ = ∫ w σ₂'(a·H + b) a dμ₂ (docs/math.md §8).
+
+    Parameters
+    ----------
+    d, law, target, norm_nodes : as :class:`TwoLayerLimit`;  k : the bottleneck width
+    nodes : nodes per random coordinate of both blocks' initial-law rules (tensor rules;
+        a centred Gaussian bias gets ``nodes`` on each side of 0)
+    init : {"1.u": law, …, "2.v": law} (missing: u ~ N(0, I/k_in), c, v ~ N(0, 1), the
+        defaults of :func:`meanfield.config.make_network`)
+    activation2 : σ₂ (any registered activation; the first block is ReLU)
+    bias : whether both blocks have biases;  out_bias : an output bias b₀ (starts at 0)
+    frozen : names of groups that do not move ("1.u" … "2.v", "out.b")
+
+    State: (r (n₁,), c (n₁,), v (n₁, k), a (n₂, k), b (n₂,), w (n₂,), [b₀]) flattened in
+    that order, with fixed weights ``w1`` (n₁,) and ``w2`` (n₂,); groups named as the
+    network's, so stages, time scales and projections address them the same way.
+    """
+
+    def __init__(self, d: int, law, target, *, k: int = 1, nodes: int = 16, norm_nodes: int = 64,
+                 init=None, activation: str = "relu", activation2: str = "relu",
+                 bias: bool = True, out_bias: bool = False, frozen=()):
+        if activation != "relu":
+            raise ValueError(f"the limit solver supports a first block of activation 'relu' for "
+                             f"now, not {activation!r}")
+        d, k = int(d), int(k)
+        if d < 2:
+            raise ValueError(f"the limit needs d >= 2 (a sphere of directions), got d = {d}")
+        if k < 1:
+            raise ValueError(f"the bottleneck k must be >= 1, got {k}")
+        if getattr(law, "d", d) != d:
+            raise ValueError(f"the data law has d = {law.d} but the network takes d = {d}")
+        self.d, self.k = d, k
+        self.law = law
+        self.law_description = norm_quantile(law)[2]
+        self.g, self.kinks = target_profile(target)
+        self.rho, self.wrho = norm_rule(law, norm_nodes, self.kinks)
+        self.y_rho = self.g(self.rho)
+        self.code2 = activation_code(activation2)
+        self.activation2 = activation2
+        laws = {"1.u": I.Gaussian(1 / math.sqrt(d)), "1.c": I.Gaussian(1.0), "1.v": I.Gaussian(1.0),
+                "2.u": I.Gaussian(1 / math.sqrt(k)), "2.c": I.Gaussian(1.0), "2.v": I.Gaussian(1.0)}
+        laws.update(init or {})
+        zero = (np.zeros((1, 1)), np.ones(1))
+        r = _radius_rule(laws["1.u"], d, nodes)
+        c = _vector_rule(laws["1.c"], 1, nodes, "1.c", kink_at_zero=True) if bias else zero
+        v = _vector_rule(laws["1.v"], k, nodes, "1.v")
+        x1, self.w1 = _tensor((r[0][:, None], r[1]), c, v)
+        a = _vector_rule(laws["2.u"], k, nodes, "2.u")
+        b = _vector_rule(laws["2.c"], 1, nodes, "2.c", kink_at_zero=True) if bias else zero
+        wv = _vector_rule(laws["2.v"], 1, nodes, "2.v")
+        x2, self.w2 = _tensor(a, b, wv)
+        self.n1, self.n2 = n1, n2 = x1.shape[0], x2.shape[0]
+        self.bias, self.has_out_bias = bool(bias), bool(out_bias)
+        frozen = set(frozen)
+        shapes = ((n1, 1), (n1, 1), (n1, k), (n2, k), (n2, 1), (n2, 1))
+        self.groups, off = (), 0
+        for i, (name, sh) in enumerate(zip(GROUPS_3, shapes)):
+            moves = name not in frozen and (bias or not name.endswith(".c"))
+            self.groups += (Group(name, off, sh, moves, key=(0, i)),)
+            off += sh[0] * sh[1]
+        if out_bias:
+            self.groups += (Group("out.b", off, (1, 1), "out.b" not in frozen, key=(0, 6)),)
+            off += 1
+        self.size = off
+        self.y0 = np.concatenate([x1[:, 0], x1[:, 1], x1[:, 2:].ravel(), x2[:, :k].ravel(),
+                                  x2[:, k], x2[:, k + 1], [0.0] if out_bias else []])
+        self.z = _beta_half(d)
+        K = self.rho.size
+        self._H, self._F, self._Gam = np.zeros((K, k)), np.zeros(K), np.zeros((K, k))
+        work = K * (n1 * (d // 2 + 8 + k) + n2 * (3 * k + 20))
+        self._schedule = Schedule(float(work))
+
+    def __repr__(self) -> str:
+        return (f"ThreeLayerLimit(d={self.d}, k={self.k}, law={self.law_description}, "
+                f"kinks={self.kinks}, {self.n1} + {self.n2} nodes, {self.rho.size} norm nodes, "
+                f"activation2={self.activation2!r}, bias={self.bias}, out_bias={self.has_out_bias})")
+
+    # -- the state ------------------------------------------------------------------
+    def split(self, y):
+        """(r, c, v (n₁, k), a (n₂, k), b, w, b₀) views of a state (b₀ = 0.0 without an
+        output bias)."""
+        g = self.groups
+        views = [grp.view(y) for grp in g[:6]]
+        b0 = float(g[6].view(y)[0, 0]) if self.has_out_bias else 0.0
+        return (views[0][:, 0], views[1][:, 0], views[2], views[3], views[4][:, 0],
+                views[5][:, 0], b0)
+
+    def features(self, y, rho=None):
+        """(H (K, k), F (K,)): the first block's feature and f (with the output bias) at
+        the norms ``rho`` (default: the norm rule's nodes)."""
+        r, c, v, a, b, wv, b0 = self.split(y)
+        rho = self.rho if rho is None else np.atleast_1d(np.asarray(rho, dtype=float))
+        H, F, Gam = np.empty((rho.size, self.k)), np.empty(rho.size), np.empty((rho.size, self.k))
+        _deep_forward(r, c, np.ascontiguousarray(v), self.w1, np.ascontiguousarray(a), b, wv,
+                      self.w2, rho, self.d, self.z, self.code2, H, F, Gam)
+        return H, F + b0
+
+    def profile(self, y, rho=None) -> np.ndarray:
+        """F(ρ) = f(x) at ‖x‖ = ρ (default: the norm rule's nodes)."""
+        return self.features(y, rho)[1]
+
+    def block_outputs(self, y, rho=None) -> list:
+        """[H (K, k), F − b₀ (K, 1)]: both blocks' outputs at the norms ``rho``."""
+        H, F = self.features(y, rho)
+        return [H, (F - self.split(y)[6])[:, None]]
+
+    def loss(self, y) -> float:
+        """The population loss ½ E_ρ (F(ρ) − g(ρ))²."""
+        e = self.profile(y) - self.y_rho
+        return 0.5 * float(np.dot(self.wrho, e * e))
+
+    def __call__(self, y, out, scales, step: int = 0) -> float:
+        r, c, v, a, b, wv, b0 = self.split(y)
+        v, a = np.ascontiguousarray(v), np.ascontiguousarray(a)
+        s = np.asarray(scales, dtype=float)
+        coef = -s[:6]
+        g = self.groups
+        Vr, Vc, Vv, Va, Vb, Vw = (grp.view(out) for grp in g[:6])
+        t = self._schedule.begin()
+        try:
+            (_deep_forward_parallel if t else _deep_forward)(
+                r, c, v, self.w1, a, b, wv, self.w2, self.rho, self.d, self.z, self.code2,
+                self._H, self._F, self._Gam)
+            e = self._F + b0 - self.y_rho
+            G = e[:, None] * self._Gam
+            (_deep_velocity_parallel if t else _deep_velocity)(
+                r, c, v, a, b, wv, self.rho, self.wrho, e, G, self._H, self.d, self.z,
+                self.code2, coef, Vr[:, 0], Vc[:, 0], Vv, Va, Vb[:, 0], Vw[:, 0])
+        finally:
+            self._schedule.end(t)
+        if self.has_out_bias:
+            out[g[6].start] = -s[6] * float(np.dot(self.wrho, e))
+        return 0.5 * float(np.dot(self.wrho, e * e))
+
+    def default_scales(self) -> np.ndarray:
+        return np.array([1.0 if g.trainable else 0.0 for g in self.groups])
+
+    def velocity(self, y=None, scales=None):
+        """(loss, velocity (size,)) at ``y`` (default: the initial state)."""
+        y = self.y0 if y is None else y
+        out = np.empty(self.size)
+        val = self(y, out, self.default_scales() if scales is None else scales)
+        return val, out
+
+    def dissipation(self, velocity, scales=None) -> float:
+        """−dL/dt along the flow: Σ_g Σ_i w_i ‖V_i‖² / η_g (the output bias: V² / η)."""
+        scales = self.default_scales() if scales is None else np.asarray(scales)
+        total = 0.0
+        for g, eta in zip(self.groups, scales):
+            if eta == 0:
+                continue
+            V = g.view(velocity)
+            wts = np.ones(1) if g.name == "out.b" else (self.w1 if g.name[0] == "1" else self.w2)
+            total += float(np.dot(wts, np.sum(V * V, axis=1))) / eta
+        return total
+
+    def clouds(self, y) -> list:
+        """[(nodes (n₁, p₁), w1), (nodes (n₂, p₂), w2)]: each block's nodes in its trained
+        coordinates ((r, c, v) for the first, (a, b, w) for the second)."""
+        r, c, v, a, b, wv, _ = self.split(y)
+        cols = ((r[:, None], c[:, None], v), (a, b[:, None], wv[:, None]))
+        out = []
+        for blk, (wts, n) in enumerate(((self.w1, self.n1), (self.w2, self.n2))):
+            keep = [x for x, g in zip(cols[blk], self.groups[3 * blk:3 * blk + 3]) if g.trainable]
+            out.append((np.concatenate(keep, axis=1) if keep else np.zeros((n, 0)), wts))
+        return out

@@ -94,8 +94,10 @@ def test_members_fluctuate_around_the_limit_as_the_closed_form_says():
 
 def test_what_the_limit_cannot_reduce_is_refused_before_training(capsys):
     with pytest.raises(SweepError, match="--reference limit: model.widths: the limit solver "
-                                         "reduces two-layer networks"):
-        sweep(preset_text("relu-norm-3layer"), widths=[8, 16], **RULES)
+                                         "reduces networks of one or two blocks"):
+        sweep(preset_text("relu-norm-3layer"), widths=[8, 16], **RULES,
+              overrides=["model.widths=[64, 64, 64]", "model.bottleneck=[1, 1]",
+                         "model.activations=['relu', 'relu', 'relu']"])
     with pytest.raises(SweepError, match="model.activations: the limit solver needs 'relu'"):
         sweep(preset_text("ball-depth2"), widths=[8, 16], **RULES)
     with pytest.raises(SweepError, match="coupling: members of the limit are independent draws"):
@@ -112,3 +114,29 @@ def test_what_the_limit_cannot_reduce_is_refused_before_training(capsys):
                      "--widths", "8,16", "-q"]) == 2
     err = capsys.readouterr().err
     assert "target.kind: the limit needs a radial target" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_three_layer_sweep_against_the_limit(tmp_path):
+    """Two blocks: the reference's features are h = H(‖x‖) and f − b₀, its clouds are
+    per block, and the gap file checks the limit's state against its rules."""
+    path = tmp_path / "g3.h5"
+    over = ["model.d=4", "solver.steps=4", "record.snapshot_every=2", "data.n_train=64",
+            "data.n_test=32", 'model.init."1.v"={law="gaussian", mean=0.5, std=1.0}']
+    res = sweep(preset_text("relu-norm-3layer"), widths=[8, 16], seeds=2, n_boot=20,
+                distance_size=8, path=path, overrides=over, **RULES)
+    cfg = C.load_config(preset_text("relu-norm-3layer"), over)
+    lim = C.make_limit(cfg, nodes=6, norm_nodes=12)
+    st = solvers.solve(lim, lim.y0, method="euler", dt=0.5, stop=solvers.Stop(steps=4))
+    ref = res.reference
+    H, F = lim.features(st.y, np.linalg.norm(res.x_test, axis=1))
+    assert np.array_equal(ref.features[0][-1], H) and np.array_equal(ref.outputs[-1], F)
+    assert res.decomposition is None and np.all(np.isfinite(res.w2))
+    assert res.w2.shape == (2, 2, 3, 2) and np.all(np.isfinite(res.w2_floor))
+    back = open_gap(path)
+    assert np.array_equal(back.reference.theta, ref.theta) and back.reference.weights.size == lim.n1 + lim.n2
+    import h5py
+    with h5py.File(path, "r+") as f:   # a state that does not fit the stored rules
+        del f["reference/weights"]
+        f["reference/weights"] = np.ones(5)
+    with pytest.raises(mf.discretization.GapFileError, match="/reference/weights has shape"):
+        open_gap(path)

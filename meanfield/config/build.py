@@ -18,7 +18,7 @@ from ..data import DISTRIBUTIONS
 from ..experiment import Experiment
 from ..init import INIT_LAWS, Gaussian
 from ..layout import OUT_BIAS, PARAMS, group_name, group_names
-from ..limit import TwoLayerLimit, norm_quantile, target_profile
+from ..limit import ThreeLayerLimit, TwoLayerLimit, norm_quantile, target_profile
 from ..network import Network, _block
 from .. import streams
 from ..objective import Dataset
@@ -188,16 +188,19 @@ def build(cfg: dict):
 
 def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64):
     """The exact m, N → ∞ limit of the configuration's network and data
-    (:class:`meanfield.limit.TwoLayerLimit`, docs/math.md §8), with ``nodes`` nodes per
-    coordinate of its initial-law rule and ``norm_nodes`` per piece of its norm rule.
-    ConfigError naming the key when the configuration is not a problem the limit
-    solver reduces: a two-layer mean-field ReLU network with the identity output and
-    the squared loss, a radial law and target, a rotation-invariant initial law of u,
-    and stages without noise whose projections commute with rotations."""
+    (:class:`meanfield.limit.TwoLayerLimit` for one block,
+    :class:`meanfield.limit.ThreeLayerLimit` for two; docs/math.md §8), with ``nodes``
+    nodes per coordinate of its initial-law rules and ``norm_nodes`` per piece of its
+    norm rule.  ConfigError naming the key when the configuration is not a problem the
+    limit solver reduces: a mean-field network of one or two blocks whose first block is
+    ReLU, with the identity output and the squared loss, a radial law and target, a
+    rotation-invariant initial law of the first block's u, and stages without noise
+    whose projections commute with rotations of u."""
     mc = cfg["model"]
-    if len(mc["widths"]) != 1:
-        raise ConfigError(f"model.widths: the limit solver reduces two-layer networks (one block); "
-                          f"this one has {len(mc['widths'])}")
+    L = len(mc["widths"])
+    if L > 2:
+        raise ConfigError(f"model.widths: the limit solver reduces networks of one or two blocks; "
+                          f"this one has {L}")
     checks = (("model.activations", mc["activations"][0], "relu"),
               ("model.scaling", mc["scaling"], "mf"), ("model.output", mc["output"], "identity"),
               ("model.dtype", mc["dtype"], "float64"), ("solver.loss", cfg["solver"]["loss"], "squared"))
@@ -226,6 +229,13 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64):
         except ValueError as e:
             raise ConfigError(f"{key}: {e}") from None
     try:
+        if L == 2:
+            return ThreeLayerLimit(
+                mc["d"], law, target, k=mc["bottleneck"][0], nodes=nodes, norm_nodes=norm_nodes,
+                init={group_name(l, p): law_ for l in (1, 2)
+                      for p, law_ in init_laws(cfg, l).items()},
+                activation2=mc["activations"][1], bias=mc["bias"], out_bias=mc["out_bias"],
+                frozen=frozen)
         return TwoLayerLimit(mc["d"], law, target, nodes=nodes,
                              norm_nodes=norm_nodes, u_init=laws["u"], c_init=laws["c"],
                              v_init=laws["v"], bias=mc["bias"], out_bias=mc["out_bias"],

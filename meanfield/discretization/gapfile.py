@@ -238,10 +238,13 @@ def _check_shapes(res: GapResult, path) -> None:
     if ref is not None:
         T = len(ref.t)
         P = params(o.reference_width)
-        if o.limit:
-            n = np.size(ref.weights)
-            P = 3 * n + (1 if cfg["model"]["out_bias"] else 0)
-            expect("/reference/weights", ref.weights, (n,))
+        if o.limit:   # the limit's state and weights, as its rules give them
+            try:
+                lim = C.make_limit(cfg, nodes=o.limit_nodes, norm_nodes=o.limit_norm_nodes)
+            except C.ConfigError as e:
+                raise GapFileError(f"{path}: the stored configuration has no limit ({e})") from None
+            P = lim.size
+            expect("/reference/weights", ref.weights, (sum(w.size for _, w in lim.clouds(lim.y0)),))
             expect("/reference/error", ref.error, (T,))
         for k, shape in (("t", (T,)), ("step", (T,)), ("theta", (T, P)),
                          ("outputs", (T, N)), ("loss_train", (T,)), ("loss_test", (T,)),

@@ -40,9 +40,11 @@ class Trace:
     disjoint samples of the reference's cloud, of each width's cloud size
     status, message: how the reference run ended ("complete", "diverged")
 
-    Against the limit (``options.reference == "limit"``): theta (T, 3n [+ 1]) is the
-    limit's state (the n nodes' r = ‖u‖, then c, v, and the output bias), ``weights``
-    (n,) the nodes' fixed quadrature weights, ``error`` (T,) the estimate of the error of
+    Against the limit (``options.reference == "limit"``): theta (T, P) is the limit's
+    state (:class:`meanfield.limit.TwoLayerLimit` or
+    :class:`~meanfield.limit.ThreeLayerLimit`: the nodes' r = ‖u‖, c, v, then a second
+    block's a, b, w, then the output bias), ``weights`` the nodes' fixed quadrature
+    weights (each block's, concatenated), ``error`` (T,) the estimate of the error of
     ``outputs``: ‖F_n − F_{n/2}‖ in L²(data law) against the limit with half the nodes
     per rule (None for a network reference); the floors are distances between two
     samples of the limit's law; the losses are the population loss ½ E (F − g)².
@@ -320,8 +322,8 @@ class GapResult:
         if self.reference is not None and self.done.any():
             w = int(np.flatnonzero(self.done)[-1])
             j = len(self.t) - 1
-            what = ("(|u|, c, v) of at most {n} particles (seeded subsamples of the member, "
-                    "draws from the limit's law)" if o.limit else
+            what = ("of at most {n} particles in the limit's coordinates (block 1: |u|, c, v; "
+                    "seeded subsamples of the member, draws from the limit's law)" if o.limit else
                     "of at most {n} particles (seeded subsamples of member and reference)")
             lines.append(f"distances between clouds {what.format(n=o.distance_size)}, at "
                          f"t = {self.t[j]:.4g} for m = "

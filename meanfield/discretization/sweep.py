@@ -101,80 +101,82 @@ def training_data(exp, cfg: dict, opts: SweepOptions):
                   seed=streams.sweep_samples_seed(cfg["seed"]["data"]))
 
 
-def reduced_cloud(network) -> np.ndarray:
-    """(m, ≤ 3) a two-layer network's particles in the limit's coordinates: (‖u‖, c, v),
-    the trained ones only (the direction of u is what the limit integrates out)."""
+def limit_clouds(network) -> list:
+    """Per block, a network's particles in the limit's coordinates, trained ones only:
+    the first block as (‖u‖, c, v) (the direction of u is what the limit integrates
+    out), a second block as it is (a, b, w)."""
     b = network.blocks[0]
-    cols = {"u": np.linalg.norm(b.u.astype(float), axis=1), "c": b.c.astype(float),
-            "v": b.v[:, 0].astype(float)}
-    return np.stack([cols[p] for p in ("u", "c", "v") if p in b.train], axis=1)
+    cols = {"u": np.linalg.norm(b.u.astype(float), axis=1)[:, None], "c": b.c[:, None].astype(float),
+            "v": b.v.astype(float)}
+    first = [cols[p] for p in ("u", "c", "v") if p in b.train]
+    out = [np.concatenate(first, axis=1) if first else np.zeros((b.m, 0))]
+    return out + [trained_cloud(network, l) for l in range(1, network.L)]
 
 
-def limit_cloud(theta, n: int, keep) -> np.ndarray:
-    """(n_nodes, ≤ 3) the limit's nodes (r, c, v) at state ``theta``, the columns ``keep``."""
-    r, c, v = theta[:n], theta[n:2 * n], theta[2 * n:3 * n]
-    return np.stack([(r, c, v)[i] for i in keep], axis=1)
-
-
-def limit_indices(weights, n: int) -> np.ndarray:
-    """(2n,) nodes drawn by their weights (seeded, the same at every gap time): the first
-    n are the limit's distance cloud, the next n its noise-floor partner."""
+def limit_indices(weights, n: int, l: int) -> np.ndarray:
+    """(2n,) block l's nodes drawn by their weights (seeded, the same at every gap
+    time): the first n are the limit's distance cloud, the next n its noise-floor
+    partner."""
     p = np.asarray(weights, dtype=float)
-    return streams.limit_cloud(1).choice(p.size, size=2 * n, replace=True, p=p / p.sum())
+    return streams.limit_cloud(l + 1).choice(p.size, size=2 * n, replace=True, p=p / p.sum())
 
 
 def run_limit_reference(cfg: dict, opts: SweepOptions) -> Trace:
     """The reference task against the limit: integrate the exact limit
     (:func:`meanfield.config.make_limit`) through the configuration's schedule, with its
-    method and step, and keep at every gap time its state, f on the test sample, its
-    population loss, the floors of the distances (two samples of its law) and the
-    error estimate (the same integration with half the nodes per rule)."""
+    method and step, and keep at every gap time its state, f and the blocks' outputs on
+    the test sample, its population loss, the floors of the distances (two samples of
+    its law) and the error estimate (the same integration with half the nodes per
+    rule)."""
     exp = reference_experiment(cfg, opts)
     lim = C.make_limit(cfg, nodes=opts.limit_nodes, norm_nodes=opts.limit_norm_nodes)
     coarse = C.make_limit(cfg, nodes=max(2, opts.limit_nodes // 2),
                           norm_nodes=max(4, opts.limit_norm_nodes // 2))
     norms = np.linalg.norm(exp.test.X, axis=1)
-    rows = {"step": [], "t": [], "theta": [], "outputs": [], "loss": [], "fine": []}
+    rows = {"step": [], "t": [], "theta": [], "outputs": [], "loss": [], "fine": [],
+            "features": [], "clouds": []}
 
     def hook(st):
         rows["step"].append(st.step)
         rows["t"].append(st.t)
         rows["theta"].append(st.y.copy())
         rows["outputs"].append(lim.profile(st.y, norms))
+        rows["features"].append(lim.block_outputs(st.y, norms))
         rows["loss"].append(lim.loss(st.y))
         rows["fine"].append(lim.profile(st.y))   # F on the fine norm rule's nodes
+        rows["clouds"].append(lim.clouds(st.y))
 
     final, status, message = _gap_loop(exp, lim, lim.y0, opts.every, hook)
     coarse_rows = []
-    _, cstatus, _ = _gap_loop(exp, coarse, coarse.y0, opts.every,
-                              lambda st: coarse_rows.append((st.step, coarse.profile(st.y, lim.rho))))
+    _gap_loop(exp, coarse, coarse.y0, opts.every,
+              lambda st: coarse_rows.append((st.step, coarse.profile(st.y, lim.rho))))
     error = np.full(len(rows["t"]), np.nan)
     for step, Fc in coarse_rows:
         if step in rows["step"]:
             j = rows["step"].index(step)
             error[j] = math.sqrt(float(np.dot(lim.wrho, (rows["fine"][j] - Fc) ** 2)))
-    theta = np.asarray(rows["theta"])
-    outputs = np.asarray(rows["outputs"])
-    b = theta[:, 3 * lim.n] if lim.has_out_bias else np.zeros(len(theta))
-    T, n = len(rows["t"]), opts.distance_size
-    keep = [i for i, g in enumerate(lim.groups[:3]) if g.trainable]
-    idx = limit_indices(lim.w, n)
-    floor = np.full((2, opts.W, T, 1), np.nan)
-    if keep:
-        for j in range(T):
-            cloud = limit_cloud(theta[j], lim.n, keep)
+    T, L, n = len(rows["t"]), len(rows["features"][0]), opts.distance_size
+    weights = [w for _, w in rows["clouds"][0]]
+    idx = [limit_indices(w, n, l) for l, w in enumerate(weights)]
+    floor = np.full((2, opts.W, T, L), np.nan)
+    for j in range(T):
+        for l, (cloud, _) in enumerate(rows["clouds"][j]):
+            if not cloud.shape[1]:
+                continue
             for w, widths in enumerate(opts.widths):
-                k = min(widths[0], n)
-                a, bb = cloud[idx[:n]], cloud[idx[n:n + k]]
-                floor[0, w, j, 0] = wasserstein2(bb, a)
-                floor[1, w, j, 0] = sliced_wasserstein2(
-                    bb, a, n_projections=opts.n_projections, seed=streams.projections_seed(1))
+                k = min(widths[l], n)
+                a, b = cloud[idx[l][:n]], cloud[idx[l][n:n + k]]
+                floor[0, w, j, l] = wasserstein2(b, a)
+                floor[1, w, j, l] = sliced_wasserstein2(
+                    b, a, n_projections=opts.n_projections, seed=streams.projections_seed(l + 1))
     loss = np.asarray(rows["loss"])
     return Trace(t=np.asarray(rows["t"]), step=np.asarray(rows["step"], dtype=np.int64),
-                 theta=theta, outputs=outputs, loss_train=loss, loss_test=loss.copy(),
-                 features=[(outputs - b[:, None])[:, :, None]], decomposition=None,
-                 w2_floor=floor[0], sliced_w2_floor=floor[1], status=status, message=message,
-                 weights=lim.w.copy(), error=error)
+                 theta=np.asarray(rows["theta"]), outputs=np.asarray(rows["outputs"]),
+                 loss_train=loss, loss_test=loss.copy(),
+                 features=[np.asarray([f[l] for f in rows["features"]]) for l in range(L)],
+                 decomposition=None, w2_floor=floor[0], sliced_w2_floor=floor[1],
+                 status=status, message=message, weights=np.concatenate(weights),
+                 error=error)
 
 
 def run_reference(cfg: dict, opts: SweepOptions) -> Trace:
@@ -263,13 +265,12 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
     res = {"function": np.full((S, T), np.nan), "loss_train": np.full((S, T), np.nan),
            "loss_test": np.full((S, T), np.nan), "outputs": np.full((S, T, N), np.nan),
            "decomposition": (np.full((S, T, len(DECOMPOSITION_TERMS)), np.nan)
-                             if decomposition_applies(ref0) else None)}
+                             if decomposition_applies(ref0) and not opts.limit else None)}
     for k in ("feature", "coupling", "w2", "sliced_w2", "mmd2"):
         res[k] = np.full((S, T, L), np.nan)
-    if opts.limit:   # clouds in the limit's coordinates (‖u‖, c, v), drawn by the weights
-        keep = [i for i, p in enumerate(("u", "c", "v")) if p in ref0.blocks[0].train]
-        lim_idx = limit_indices(trace.weights, n)[:n]
-        n_nodes = trace.weights.size
+    if opts.limit:   # the limit's clouds, drawn by its weights
+        lim = C.make_limit(cfg, nodes=opts.limit_nodes, norm_nodes=opts.limit_norm_nodes)
+        lim_idx = [limit_indices(w, n, l)[:n] for l, (_, w) in enumerate(lim.clouds(lim.y0))]
     else:
         ref_idx = [distance_indices(M, n, l)[:n] for l, M in enumerate(opts.reference_width)]
     own_idx = [[None if widths[l] <= n else
@@ -286,7 +287,7 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
         j = steps.index(st.step)
         if opts.limit:
             ref = None
-            ref_clouds = [limit_cloud(trace.theta[j], n_nodes, keep)[lim_idx]]
+            ref_clouds = [cl[lim_idx[l]] for l, (cl, _) in enumerate(lim.clouds(trace.theta[j]))]
         else:
             ref = ref0.with_theta(trace.theta[j])
             ref_clouds = [trained_cloud(ref, l)[ref_idx[l]] for l in range(L)]
@@ -298,11 +299,12 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
             res["loss_train"][s, j] = objs[s].loss(ys, st.step)
             res["loss_test"][s, j] = tobjs[s].loss(ys)
             feats = net.features(X)
+            clouds = limit_clouds(net) if opts.limit else None
             if members[s].sigma is not None:
                 res["coupling"][s, j] = coupling_gap(net, ref, members[s].sigma)
             for l in range(L):
                 res["feature"][s, j, l] = feature_gap(feats[l], trace.features[l][j])
-                cloud = reduced_cloud(net) if opts.limit else trained_cloud(net, l)
+                cloud = clouds[l] if opts.limit else trained_cloud(net, l)
                 if own_idx[s][l] is not None:
                     cloud = cloud[own_idx[s][l]]
                 res["w2"][s, j, l], res["sliced_w2"][s, j, l], res["mmd2"][s, j, l] = \
