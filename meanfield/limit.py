@@ -46,7 +46,8 @@ from solvers import Group
 from . import data as D
 from . import init as I
 from . import targets as T
-from .activations import act_deriv, act_value, activation_code
+from ._vmath import verf_d, vsigmoid_d, vsoftplus_d, vtanh_d
+from .activations import ERF, RELU, SIGMOID, SOFTPLUS, TANH, act_deriv, act_value, activation_code
 from .parallel import Schedule
 
 
@@ -117,26 +118,62 @@ def relu_averages(a, c, d, z):
 
 
 @njit(cache=True, error_model="numpy")
-def _forward_at(r, c, v, w, rho, d, z, F, k):
-    """F[k] = Σ_i w_i v_i A0(r_i ρ_k, c_i), summed in the order of i."""
+def _value_and_slope(code, x):
+    """(σ(x), σ'(x)) in one evaluation for the smooth activations."""
+    if code == ERF:
+        return verf_d(x)
+    if code == TANH:
+        return vtanh_d(x)
+    if code == SIGMOID:
+        return vsigmoid_d(x)
+    if code == SOFTPLUS:
+        return vsoftplus_d(x)
+    return act_value(code, x), act_deriv(code, x)
+
+
+@njit(cache=True, error_model="numpy")
+def averages(a, c, d, z, code, s, om):
+    """(A0, A1, A2) of the activation ``code`` at a = rρ ≥ 0 and bias c: ReLU in closed
+    form (:func:`relu_averages`), any other by the Gauss–Gegenbauer rule (s, om) of the
+    direction cosine (:func:`direction_rule`)."""
+    if code == RELU:
+        return relu_averages(a, c, d, z)
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    for j in range(s.shape[0]):
+        val, der = _value_and_slope(code, a * s[j] + c)
+        a0 += om[j] * val
+        a1 += om[j] * der
+        a2 += om[j] * s[j] * der
+    return a0, a1, a2
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_at(r, c, v, w, rho, d, z, code, sd, od, F, Fabs, k):
+    """F[k] = Σ_i w_i v_i A0(r_i ρ_k, c_i), summed in the order of i, and Fabs[k] the sum
+    of the terms' absolute values (what bounds the sum's rounding error)."""
     s = 0.0
+    sa = 0.0
     for i in range(r.shape[0]):
         wv = w[i] * v[i]
         if wv == 0.0:
             continue
-        a0, _, _ = relu_averages(r[i] * rho[k], c[i], d, z)
+        a0, _, _ = averages(r[i] * rho[k], c[i], d, z, code, sd, od)
         s += wv * a0
+        sa += abs(wv * a0)
     F[k] = s
+    Fabs[k] = sa
 
 
 @njit(cache=True, error_model="numpy")
-def _velocity_at(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv, i):
+def _velocity_at(r, c, v, rho, wrho, e, d, z, code, sd, od, cu, cc, cv, Vr, Vc, Vv, i):
     """The reduced velocities of node i, summed over the norm nodes in their order."""
     sr = 0.0
     sc = 0.0
     sv = 0.0
     for k in range(rho.shape[0]):
-        a0, a1, a2 = relu_averages(r[i] * rho[k], c[i], d, z)
+        a0, a1, a2 = averages(r[i] * rho[k], c[i], d, z, code, sd, od)
         we = wrho[k] * e[k]
         sr += we * rho[k] * a2
         sc += we * a1
@@ -149,34 +186,76 @@ def _velocity_at(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv, i):
 # Each output element is one thread's sum in a fixed order, so the serial and parallel
 # kernels give the same bits whatever the number of threads.
 @njit(cache=True, error_model="numpy")
-def _forward(r, c, v, w, rho, d, z, F):
-    """F[k] = Σ_i w_i v_i A0(r_i ρ_k, c_i) (written)."""
+def _forward(r, c, v, w, rho, d, z, code, sd, od, F, Fabs):
+    """F[k] = Σ_i w_i v_i A0(r_i ρ_k, c_i) and Fabs[k] (written)."""
     for k in range(rho.shape[0]):
-        _forward_at(r, c, v, w, rho, d, z, F, k)
+        _forward_at(r, c, v, w, rho, d, z, code, sd, od, F, Fabs, k)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _forward_parallel(r, c, v, w, rho, d, z, F):
+def _forward_parallel(r, c, v, w, rho, d, z, code, sd, od, F, Fabs):
     for k in prange(rho.shape[0]):
-        _forward_at(r, c, v, w, rho, d, z, F, k)
+        _forward_at(r, c, v, w, rho, d, z, code, sd, od, F, Fabs, k)
 
 
 @njit(cache=True, error_model="numpy")
-def _velocity(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv):
+def _velocity(r, c, v, rho, wrho, e, d, z, code, sd, od, cu, cc, cv, Vr, Vc, Vv):
     """The reduced velocities with coefficients cu, cc, cv (−η of each group; 0 skips)."""
     for i in range(r.shape[0]):
-        _velocity_at(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv, i)
+        _velocity_at(r, c, v, rho, wrho, e, d, z, code, sd, od, cu, cc, cv, Vr, Vc, Vv, i)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _velocity_parallel(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv):
+def _velocity_parallel(r, c, v, rho, wrho, e, d, z, code, sd, od, cu, cc, cv, Vr, Vc, Vv):
     for i in prange(r.shape[0]):
-        _velocity_at(r, c, v, rho, wrho, e, d, z, cu, cc, cv, Vr, Vc, Vv, i)
+        _velocity_at(r, c, v, rho, wrho, e, d, z, code, sd, od, cu, cc, cv, Vr, Vc, Vv, i)
+
+
+# -- frozen features: the averages of every (node, norm node) pair, computed once -------
+@njit(parallel=True, cache=True, error_model="numpy")
+def _tables(r, c, rho, d, z, code, sd, od, A0, A1, A2):
+    for i in prange(r.shape[0]):
+        for k in range(rho.shape[0]):
+            A0[i, k], A1[i, k], A2[i, k] = averages(r[i] * rho[k], c[i], d, z, code, sd, od)
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_tables(v, w, A0, F, Fabs):
+    """F[k] = Σ_i w_i v_i A0[i, k] and Fabs[k]: the sums of :func:`_forward` in the same
+    order."""
+    for k in range(A0.shape[1]):
+        s = 0.0
+        sa = 0.0
+        for i in range(v.shape[0]):
+            wv = w[i] * v[i]
+            if wv == 0.0:
+                continue
+            s += wv * A0[i, k]
+            sa += abs(wv * A0[i, k])
+        F[k] = s
+        Fabs[k] = sa
+
+
+@njit(cache=True, error_model="numpy")
+def _velocity_tables(v, rho, wrho, e, A0, A1, A2, cu, cc, cv, Vr, Vc, Vv):
+    """:func:`_velocity` from the tables, the same sums in the same order."""
+    for i in range(v.shape[0]):
+        sr = 0.0
+        sc = 0.0
+        sv = 0.0
+        for k in range(rho.shape[0]):
+            we = wrho[k] * e[k]
+            sr += we * rho[k] * A2[i, k]
+            sc += we * A1[i, k]
+            sv += we * A0[i, k]
+        Vr[i] = cu * v[i] * sr
+        Vc[i] = cc * v[i] * sc
+        Vv[i] = cv * sv
 
 
 # -- [RZG] networks: a first block (r, c, v ∈ R^k) under a second block (a ∈ R^k, b, w) --
 @njit(cache=True, error_model="numpy")
-def _deep_forward_at(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam, kk):
+def _deep_forward_at(r, c, v, w1, a, b, wv, w2, rho, d, z, code1, sd, od, code2, H, F, Fabs, Gam, kk):
     """At norm node kk: H[kk] = Σ_i w1_i v_i A0(r_i ρ, c_i) (R^k), F[kk] = Σ_i w2_i wv_i
     σ₂(a_i·H + b_i) and Γ[kk] = Σ_i w2_i wv_i σ₂'(a_i·H + b_i) a_i, each summed in the
     order of i."""
@@ -185,26 +264,30 @@ def _deep_forward_at(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam, kk)
         H[kk, j] = 0.0
         Gam[kk, j] = 0.0
     for i in range(r.shape[0]):
-        a0, _, _ = relu_averages(r[i] * rho[kk], c[i], d, z)
+        a0, _, _ = averages(r[i] * rho[kk], c[i], d, z, code1, sd, od)
         if a0 == 0.0:
             continue
         for j in range(k):
             H[kk, j] += w1[i] * v[i, j] * a0
     f = 0.0
+    fa = 0.0
     for i in range(b.shape[0]):
         zz = b[i]
         for j in range(k):
             zz += a[i, j] * H[kk, j]
         ww = w2[i] * wv[i]
-        f += ww * act_value(code2, zz)
+        term = ww * act_value(code2, zz)
+        f += term
+        fa += abs(term)
         dd = ww * act_deriv(code2, zz)
         for j in range(k):
             Gam[kk, j] += dd * a[i, j]
     F[kk] = f
+    Fabs[kk] = fa
 
 
 @njit(cache=True, error_model="numpy")
-def _deep_first_at(r, c, v, rho, wrho, G, d, z, cu, cc, cv, Vr, Vc, Vv, i):
+def _deep_first_at(r, c, v, rho, wrho, G, d, z, code1, sd, od, cu, cc, cv, Vr, Vc, Vv, i):
     """The velocities of first-block node i: the two-layer ones with the back-propagated
     signal G(ρ) = e(ρ) Γ(ρ) ∈ R^k in place of the residual."""
     k = v.shape[1]
@@ -213,7 +296,7 @@ def _deep_first_at(r, c, v, rho, wrho, G, d, z, cu, cc, cv, Vr, Vc, Vv, i):
     for j in range(k):
         Vv[i, j] = 0.0
     for kk in range(rho.shape[0]):
-        a0, a1, a2 = relu_averages(r[i] * rho[kk], c[i], d, z)
+        a0, a1, a2 = averages(r[i] * rho[kk], c[i], d, z, code1, sd, od)
         vg = 0.0
         for j in range(k):
             vg += v[i, j] * G[kk, j]
@@ -253,33 +336,38 @@ def _deep_second_at(a, b, wv, wrho, e, H, code2, ca, cb, cw, Va, Vb, Vw, i):
 
 
 @njit(cache=True, error_model="numpy")
-def _deep_forward(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam):
+def _deep_forward(r, c, v, w1, a, b, wv, w2, rho, d, z, code1, sd, od, code2, H, F, Fabs, Gam):
     for kk in range(rho.shape[0]):
-        _deep_forward_at(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam, kk)
+        _deep_forward_at(r, c, v, w1, a, b, wv, w2, rho, d, z, code1, sd, od, code2, H, F, Fabs,
+                         Gam, kk)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _deep_forward_parallel(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam):
+def _deep_forward_parallel(r, c, v, w1, a, b, wv, w2, rho, d, z, code1, sd, od, code2, H, F, Fabs,
+                           Gam):
     for kk in prange(rho.shape[0]):
-        _deep_forward_at(r, c, v, w1, a, b, wv, w2, rho, d, z, code2, H, F, Gam, kk)
+        _deep_forward_at(r, c, v, w1, a, b, wv, w2, rho, d, z, code1, sd, od, code2, H, F, Fabs,
+                         Gam, kk)
 
 
 @njit(cache=True, error_model="numpy")
-def _deep_velocity(r, c, v, a, b, wv, rho, wrho, e, G, H, d, z, code2, coef,
+def _deep_velocity(r, c, v, a, b, wv, rho, wrho, e, G, H, d, z, code1, sd, od, code2, coef,
                    Vr, Vc, Vv, Va, Vb, Vw):
     for i in range(r.shape[0]):
-        _deep_first_at(r, c, v, rho, wrho, G, d, z, coef[0], coef[1], coef[2], Vr, Vc, Vv, i)
+        _deep_first_at(r, c, v, rho, wrho, G, d, z, code1, sd, od, coef[0], coef[1], coef[2],
+                       Vr, Vc, Vv, i)
     for i in range(b.shape[0]):
         _deep_second_at(a, b, wv, wrho, e, H, code2, coef[3], coef[4], coef[5], Va, Vb, Vw, i)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _deep_velocity_parallel(r, c, v, a, b, wv, rho, wrho, e, G, H, d, z, code2, coef,
-                            Vr, Vc, Vv, Va, Vb, Vw):
+def _deep_velocity_parallel(r, c, v, a, b, wv, rho, wrho, e, G, H, d, z, code1, sd, od, code2,
+                            coef, Vr, Vc, Vv, Va, Vb, Vw):
     n1 = r.shape[0]
     for t in prange(n1 + b.shape[0]):
         if t < n1:
-            _deep_first_at(r, c, v, rho, wrho, G, d, z, coef[0], coef[1], coef[2], Vr, Vc, Vv, t)
+            _deep_first_at(r, c, v, rho, wrho, G, d, z, code1, sd, od, coef[0], coef[1], coef[2],
+                           Vr, Vc, Vv, t)
         else:
             _deep_second_at(a, b, wv, wrho, e, H, code2, coef[3], coef[4], coef[5],
                             Va, Vb, Vw, t - n1)
@@ -288,10 +376,27 @@ def _deep_velocity_parallel(r, c, v, a, b, wv, rho, wrho, e, G, H, d, z, code2, 
 # ----------------------------------------------------------------------------------
 # quadrature rules
 # ----------------------------------------------------------------------------------
-def norm_quantile(law):
+BOUNDED = (ERF, TANH, SIGMOID)   # activations whose features have every moment under any law
+
+
+def norm_quantile(law, bounded: bool = False):
     """(Q, Qbar, description) of a radial law the limit supports: the quantile function
     Q(p) of ‖x‖ and Qbar(q) = Q(1 − q), accurate for small q; ValueError naming the law
-    otherwise."""
+    otherwise.  The heavy-tailed Eldan–Shamir law only with ``bounded`` features (erf,
+    tanh, sigmoid): with ReLU features the population loss does not exist under it."""
+    if isinstance(law, D.EldanShamir) and bounded:
+        tab, scale = law._tab, law._c          # t = 2π R_d ρ, tabulated with a 1/t tail
+
+        def Qbar(q):
+            q = np.asarray(q, dtype=float)
+            tail = 1.0 - tab.cdf[-1]
+            far = tab.grid[-1] * tail / np.maximum(q, 1e-300)   # P(t' > t) = tail t_max / t
+            near = np.interp(1.0 - q, tab.cdf, tab.grid)
+            return np.where(q < tail, far, near) / scale
+        return law.norm_ppf, Qbar, f"EldanShamir(d={law.d})"
+    if isinstance(law, D.SafranLeeD) and bounded:
+        raise ValueError("the limit solver does not support the data law SafranLeeD yet (its "
+                         "norm's quantile in the heavy tail); EldanShamir and the other laws are")
     if isinstance(law, D.Gaussian):
         from scipy import stats
 
@@ -318,8 +423,9 @@ def norm_quantile(law):
                 f"SafranLeeDPrime(d={law.d})")
     if isinstance(law, (D.EldanShamir, D.SafranLeeD)):
         raise ValueError(f"the data law {type(law).__name__} has a heavy-tailed norm "
-                         "(P(‖x‖ > t) ~ 1/t): ReLU features have infinite second moment under "
-                         "it, so the population loss of the limit does not exist")
+                         "(P(‖x‖ > t) ~ 1/t): ReLU (and softplus) features have infinite second "
+                         "moment under it, so the population loss of the limit does not exist "
+                         "(bounded activations — erf, tanh, sigmoid — are supported)")
     raise ValueError(f"the limit solver does not support the data law {type(law).__name__} "
                      "(supported: Gaussian, Ball, Sphere, SafranLeeDPrime, Radial with a scipy "
                      "norm law)")
@@ -355,12 +461,12 @@ def tanh_sinh(n: int):
     return one_plus[keep], one_minus[keep], w[keep]
 
 
-def norm_rule(law, n: int, kinks=()):
+def norm_rule(law, n: int, kinks=(), bounded: bool = False):
     """(ρ (K,), weights (K,)) with Σ w h(ρ) ≈ E h(‖x‖): a tanh–sinh rule of 2n + 1 nodes
     in the quantile variable p ∈ (0, 1), ρ = Q(p), on each piece between the CDFs of the
     kinks (E h(‖x‖) = ∫ h(Q(p)) dp, and Q's singularities at p = 0 and 1 are what the
     rule is made for).  A point mass (Sphere) is one node."""
-    Q, Qbar, _ = norm_quantile(law)
+    Q, Qbar, _ = norm_quantile(law, bounded)
     if isinstance(law, D.Sphere):
         return np.array([law.radius]), np.array([1.0])
     cuts = sorted({float(np.clip(law.norm_cdf(k), 0.0, 1.0)) for k in kinks} - {0.0, 1.0})
@@ -480,8 +586,50 @@ def _tensor(*rules):
 # ----------------------------------------------------------------------------------
 # the limit of a two-layer network
 # ----------------------------------------------------------------------------------
+def direction_rule(d: int, q: int):
+    """(s (q,), weights (q,)) with Σ w h(s) ≈ E h(s) for the direction cosine s, whose
+    density is ∝ (1 − s²)^{(d−3)/2} on [−1, 1]: the q-point Gauss–Jacobi rule with
+    α = β = (d − 3)/2 (Gauss–Gegenbauer), exact for polynomials of degree < 2q and
+    spectrally accurate for smooth activations (more nodes as a = rρ grows against the
+    activation's scale)."""
+    from scipy.special import roots_jacobi
+
+    al = (int(d) - 3) / 2
+    s, w = roots_jacobi(int(q), al, al)
+    return s, w / w.sum()
+
+
+OUTPUTS = ("identity", "clip01")
+
+
+def _output(name: str, pre: np.ndarray, bound=None, n: int = 1):
+    """(f, ψ'(pre)) for the output ψ: identity, or clip to [0, 1] whose derivative is 1
+    inside, 0 outside and ½ at 0 and 1 (the limit's convention, docs/math.md §8.3: the
+    mean of the one-sided derivatives, which is what the clip's derivative averages to
+    over a wide network's output, whose sign fluctuates around a limit output of 0).
+    "At 0" means within the rounding error of the sum of ``n`` terms whose absolute
+    values sum to ``bound`` (n ε bound): there the sign of the computed sum is rounding,
+    and a flow that starts at exactly 0 must not depend on it."""
+    if name == "identity":
+        return pre, np.ones_like(pre)
+    f = np.clip(pre, 0.0, 1.0)
+    slope = np.where((pre > 0.0) & (pre < 1.0), 1.0, 0.0)
+    tol = 0.0 if bound is None else (n + 2) * np.finfo(float).eps * bound
+    slope[(np.abs(pre) <= tol) | (np.abs(pre - 1.0) <= tol)] = 0.5
+    return f, slope
+
+
+def _smooth(activation: str, d: int, q: int):
+    """(code, s, w) of a first block's activation: its code and, unless it is ReLU (in
+    closed form), the direction rule of ``q`` nodes."""
+    code = activation_code(activation)
+    if code == RELU:
+        return code, np.zeros(1), np.zeros(1)
+    return (code, *direction_rule(d, q))
+
+
 class TwoLayerLimit:
-    """The reduced population flow of a two-layer ReLU network (a velocity field).
+    """The reduced population flow of a two-layer network (a velocity field).
 
     Parameters
     ----------
@@ -494,18 +642,24 @@ class TwoLayerLimit:
         :func:`meanfield.network.two_layer`: u ~ N(0, I/d), c, v ~ N(0, 1))
     bias : whether c exists (and moves);  out_bias : an output bias b (starts at 0)
     train : which of "u", "c", "v" move;  train_out_bias : whether b moves
+    activation : σ (ReLU in closed form; erf, tanh, sigmoid, softplus, … by the
+        Gauss–Gegenbauer rule of ``direction_nodes`` nodes, :func:`direction_rule`)
+    output : "identity" or "clip01" (ψ, with the derivative convention of :func:`_output`)
 
     The state ``y`` is (r (n,), c (n,), v (n,), [b]) with ``n`` quadrature nodes of fixed
     weights ``w``; ``y0`` is the initial state.  Calling ``field(y, out, scales, step)``
-    writes the reduced velocities and returns the population loss ½ E_ρ (F − g)².
+    writes the reduced velocities and returns the population loss ½ E_ρ (f − g)².
+    While r and c do not move (u and c frozen, the [SL] depth-2 learner), the averages
+    of every (node, norm node) pair are computed once and kept (3 n K numbers).
     """
 
     def __init__(self, d: int, law, target, *, nodes: int = 16, norm_nodes: int = 64,
                  u_init=None, c_init=None, v_init=None, bias: bool = True,
                  out_bias: bool = False, activation: str = "relu", train=("u", "c", "v"),
-                 train_out_bias: bool = True):
-        if activation != "relu":
-            raise ValueError(f"the limit solver supports activation 'relu' for now, not {activation!r}")
+                 train_out_bias: bool = True, direction_nodes: int = 64,
+                 output: str = "identity"):
+        if output not in OUTPUTS:
+            raise ValueError(f"the limit solver supports the outputs {', '.join(OUTPUTS)}, not {output!r}")
         d = int(d)
         if d < 2:
             raise ValueError(f"the limit needs d >= 2 (a sphere of directions), got d = {d}")
@@ -513,9 +667,12 @@ class TwoLayerLimit:
             raise ValueError(f"the data law has d = {law.d} but the network takes d = {d}")
         self.d = d
         self.law = law
-        self.law_description = norm_quantile(law)[2]
+        self.activation, self.output = activation, output
+        self.code, self.sd, self.od = _smooth(activation, d, direction_nodes)
+        bounded = self.code in BOUNDED
+        self.law_description = norm_quantile(law, bounded)[2]
         self.g, self.kinks = target_profile(target)
-        self.rho, self.wrho = norm_rule(law, norm_nodes, self.kinks)
+        self.rho, self.wrho = norm_rule(law, norm_nodes, self.kinks, bounded)
         self.y_rho = self.g(self.rho)
         u_init = u_init or I.Gaussian(1 / math.sqrt(d))
         c_init = c_init or I.Gaussian(1.0)
@@ -535,14 +692,27 @@ class TwoLayerLimit:
             self.groups += (Group("out.b", 3 * n, (1, 1), bool(train_out_bias), key=(0, 3)),)
         self.size = 3 * n + (1 if out_bias else 0)
         self.y0 = np.concatenate([r, c, v, [0.0] if out_bias else []])
-        self._F = np.zeros_like(self.rho)
-        # the closed forms cost about (d − 3)/2 + 10 operations a pair (node, norm node)
-        self._schedule = Schedule(float(self.n * self.rho.size * (d // 2 + 8)))
+        self._F, self._Fabs = np.zeros_like(self.rho), np.zeros_like(self.rho)
+        # the closed forms cost about (d − 3)/2 + 10 operations a pair (node, norm node),
+        # a quadrature about 30 a direction node
+        per_pair = d // 2 + 8 if self.code == RELU else 30 * self.sd.size
+        self._schedule = Schedule(float(self.n * self.rho.size * per_pair))
+        self._tables = None   # (r, c, A0, A1, A2) while r and c stay where they were
 
     def __repr__(self) -> str:
+        smooth = "" if self.code == RELU else f", {self.sd.size} direction nodes"
         return (f"TwoLayerLimit(d={self.d}, law={self.law_description}, kinks={self.kinks}, "
-                f"{self.n} nodes, {self.rho.size} norm nodes, bias={self.bias}, "
-                f"out_bias={self.has_out_bias})")
+                f"{self.n} nodes, {self.rho.size} norm nodes, activation={self.activation!r}"
+                f"{smooth}, output={self.output!r}, bias={self.bias}, out_bias={self.has_out_bias})")
+
+    def _averages_at(self, r, c):
+        """The tables (A0, A1, A2) (n, K) at r and c, computed when they moved."""
+        t = self._tables
+        if t is None or not (np.array_equal(t[0], r) and np.array_equal(t[1], c)):
+            A = [np.empty((self.n, self.rho.size)) for _ in range(3)]
+            _tables(r, c, self.rho, self.d, self.z, self.code, self.sd, self.od, *A)
+            self._tables = t = (r.copy(), c.copy(), *A)
+        return t[2:]
 
     # -- the state ------------------------------------------------------------------
     def split(self, y):
@@ -555,9 +725,9 @@ class TwoLayerLimit:
         """F(ρ) = f(x) at ‖x‖ = ρ (default: the norm rule's nodes), shape like ``rho``."""
         r, c, v, b = self.split(y)
         rho = self.rho if rho is None else np.atleast_1d(np.asarray(rho, dtype=float))
-        F = np.empty_like(rho)
-        _forward(r, c, v, self.w, rho, self.d, self.z, F)   # off the hot path: serial
-        return F + b
+        F, Fabs = np.empty_like(rho), np.empty_like(rho)
+        _forward(r, c, v, self.w, rho, self.d, self.z, self.code, self.sd, self.od, F, Fabs)   # serial
+        return _output(self.output, F + b)[0]
 
     def loss(self, y) -> float:
         """The population loss ½ E_ρ (F(ρ) − g(ρ))²."""
@@ -568,17 +738,29 @@ class TwoLayerLimit:
         r, c, v, b = self.split(y)
         n = self.n
         s = np.asarray(scales, dtype=float)
-        t = self._schedule.begin()
-        try:
-            (_forward_parallel if t else _forward)(r, c, v, self.w, self.rho, self.d, self.z, self._F)
-            e = self._F + b - self.y_rho
-            (_velocity_parallel if t else _velocity)(
-                r, c, v, self.rho, self.wrho, e, self.d, self.z, -s[0], -s[1], -s[2],
-                out[:n], out[n:2 * n], out[2 * n:3 * n])
-        finally:
-            self._schedule.end(t)
+        V = (out[:n], out[n:2 * n], out[2 * n:3 * n])
+        if s[0] == 0 and s[1] == 0:   # r and c stand still: the averages are kept
+            A0, A1, A2 = self._averages_at(r, c)
+            _forward_tables(v, self.w, A0, self._F, self._Fabs)
+            f, slope = _output(self.output, self._F + b, self._Fabs + abs(b), self.n)
+            e = f - self.y_rho
+            g = e * slope
+            _velocity_tables(v, self.rho, self.wrho, g, A0, A1, A2, -s[0], -s[1], -s[2], *V)
+        else:
+            t = self._schedule.begin()
+            try:
+                args = (self.d, self.z, self.code, self.sd, self.od)
+                (_forward_parallel if t else _forward)(r, c, v, self.w, self.rho, *args,
+                                                       self._F, self._Fabs)
+                f, slope = _output(self.output, self._F + b, self._Fabs + abs(b), self.n)
+                e = f - self.y_rho
+                g = e * slope
+                (_velocity_parallel if t else _velocity)(
+                    r, c, v, self.rho, self.wrho, g, *args, -s[0], -s[1], -s[2], *V)
+            finally:
+                self._schedule.end(t)
         if self.has_out_bias:
-            out[3 * n] = -s[3] * float(np.dot(self.wrho, e))
+            out[3 * n] = -s[3] * float(np.dot(self.wrho, g))
         return 0.5 * float(np.dot(self.wrho, e * e))
 
     def default_scales(self) -> np.ndarray:
@@ -610,10 +792,14 @@ class TwoLayerLimit:
         return v * v - r * r - c * c
 
     def block_outputs(self, y, rho=None) -> list:
-        """[h (K, 1)]: the block's output F − b at the norms ``rho`` (default: the norm
-        rule's nodes), as :meth:`meanfield.network.Network.features` gives it."""
-        b = self.split(y)[3]
-        return [(self.profile(y, rho) - b)[:, None]]
+        """[h (K, 1)]: the block's output ∫ v A0 dν (before the output bias and ψ) at the
+        norms ``rho`` (default: the norm rule's nodes), as
+        :meth:`meanfield.network.Network.features` gives it."""
+        r, c, v, _ = self.split(y)
+        rho = self.rho if rho is None else np.atleast_1d(np.asarray(rho, dtype=float))
+        F, Fabs = np.empty_like(rho), np.empty_like(rho)
+        _forward(r, c, v, self.w, rho, self.d, self.z, self.code, self.sd, self.od, F, Fabs)
+        return [F[:, None]]
 
     def clouds(self, y) -> list:
         """[(nodes (n, p), weights (n,))]: the first block's nodes in the coordinates that
@@ -645,7 +831,9 @@ class ThreeLayerLimit:
         a centred Gaussian bias gets ``nodes`` on each side of 0)
     init : {"1.u": law, …, "2.v": law} (missing: u ~ N(0, I/k_in), c, v ~ N(0, 1), the
         defaults of :func:`meanfield.config.make_network`)
-    activation2 : σ₂ (any registered activation; the first block is ReLU)
+    activation, direction_nodes : the first block's σ₁ and, unless it is ReLU, its
+        direction rule (as :class:`TwoLayerLimit`);  activation2 : σ₂ (any registered
+        activation);  output : ψ ("identity" or "clip01")
     bias : whether both blocks have biases;  out_bias : an output bias b₀ (starts at 0)
     frozen : names of groups that do not move ("1.u" … "2.v", "out.b")
 
@@ -656,10 +844,10 @@ class ThreeLayerLimit:
 
     def __init__(self, d: int, law, target, *, k: int = 1, nodes: int = 16, norm_nodes: int = 64,
                  init=None, activation: str = "relu", activation2: str = "relu",
-                 bias: bool = True, out_bias: bool = False, frozen=()):
-        if activation != "relu":
-            raise ValueError(f"the limit solver supports a first block of activation 'relu' for "
-                             f"now, not {activation!r}")
+                 bias: bool = True, out_bias: bool = False, frozen=(),
+                 direction_nodes: int = 64, output: str = "identity"):
+        if output not in OUTPUTS:
+            raise ValueError(f"the limit solver supports the outputs {', '.join(OUTPUTS)}, not {output!r}")
         d, k = int(d), int(k)
         if d < 2:
             raise ValueError(f"the limit needs d >= 2 (a sphere of directions), got d = {d}")
@@ -669,12 +857,16 @@ class ThreeLayerLimit:
             raise ValueError(f"the data law has d = {law.d} but the network takes d = {d}")
         self.d, self.k = d, k
         self.law = law
-        self.law_description = norm_quantile(law)[2]
-        self.g, self.kinks = target_profile(target)
-        self.rho, self.wrho = norm_rule(law, norm_nodes, self.kinks)
-        self.y_rho = self.g(self.rho)
+        self.activation, self.activation2, self.output = activation, activation2, output
+        self.code1, self.sd, self.od = _smooth(activation, d, direction_nodes)
         self.code2 = activation_code(activation2)
-        self.activation2 = activation2
+        # features that are bounded whatever the norm: a bounded first block, or a bounded
+        # second block (f is then bounded too)
+        bounded = self.code1 in BOUNDED
+        self.law_description = norm_quantile(law, bounded)[2]
+        self.g, self.kinks = target_profile(target)
+        self.rho, self.wrho = norm_rule(law, norm_nodes, self.kinks, bounded)
+        self.y_rho = self.g(self.rho)
         laws = {"1.u": I.Gaussian(1 / math.sqrt(d)), "1.c": I.Gaussian(1.0), "1.v": I.Gaussian(1.0),
                 "2.u": I.Gaussian(1 / math.sqrt(k)), "2.c": I.Gaussian(1.0), "2.v": I.Gaussian(1.0)}
         laws.update(init or {})
@@ -705,13 +897,17 @@ class ThreeLayerLimit:
         self.z = _beta_half(d)
         K = self.rho.size
         self._H, self._F, self._Gam = np.zeros((K, k)), np.zeros(K), np.zeros((K, k))
-        work = K * (n1 * (d // 2 + 8 + k) + n2 * (3 * k + 20))
+        self._Fabs = np.zeros(K)
+        per_pair = d // 2 + 8 if self.code1 == RELU else 30 * self.sd.size
+        work = K * (n1 * (per_pair + k) + n2 * (3 * k + 20))
         self._schedule = Schedule(float(work))
 
     def __repr__(self) -> str:
+        smooth = "" if self.code1 == RELU else f", {self.sd.size} direction nodes"
         return (f"ThreeLayerLimit(d={self.d}, k={self.k}, law={self.law_description}, "
                 f"kinks={self.kinks}, {self.n1} + {self.n2} nodes, {self.rho.size} norm nodes, "
-                f"activation2={self.activation2!r}, bias={self.bias}, out_bias={self.has_out_bias})")
+                f"activations=({self.activation!r}, {self.activation2!r}){smooth}, "
+                f"output={self.output!r}, bias={self.bias}, out_bias={self.has_out_bias})")
 
     # -- the state ------------------------------------------------------------------
     def split(self, y):
@@ -730,8 +926,9 @@ class ThreeLayerLimit:
         rho = self.rho if rho is None else np.atleast_1d(np.asarray(rho, dtype=float))
         H, F, Gam = np.empty((rho.size, self.k)), np.empty(rho.size), np.empty((rho.size, self.k))
         _deep_forward(r, c, np.ascontiguousarray(v), self.w1, np.ascontiguousarray(a), b, wv,
-                      self.w2, rho, self.d, self.z, self.code2, H, F, Gam)
-        return H, F + b0
+                      self.w2, rho, self.d, self.z, self.code1, self.sd, self.od, self.code2,
+                      H, F, np.empty(rho.size), Gam)
+        return H, _output(self.output, F + b0)[0]
 
     def profile(self, y, rho=None) -> np.ndarray:
         """F(ρ) = f(x) at ‖x‖ = ρ (default: the norm rule's nodes)."""
@@ -739,8 +936,13 @@ class ThreeLayerLimit:
 
     def block_outputs(self, y, rho=None) -> list:
         """[H (K, k), F − b₀ (K, 1)]: both blocks' outputs at the norms ``rho``."""
-        H, F = self.features(y, rho)
-        return [H, (F - self.split(y)[6])[:, None]]
+        r, c, v, a, b, wv, b0 = self.split(y)
+        rho = self.rho if rho is None else np.atleast_1d(np.asarray(rho, dtype=float))
+        H, F, Gam = np.empty((rho.size, self.k)), np.empty(rho.size), np.empty((rho.size, self.k))
+        _deep_forward(r, c, np.ascontiguousarray(v), self.w1, np.ascontiguousarray(a), b, wv,
+                      self.w2, rho, self.d, self.z, self.code1, self.sd, self.od, self.code2,
+                      H, F, np.empty(rho.size), Gam)
+        return [H, F[:, None]]
 
     def loss(self, y) -> float:
         """The population loss ½ E_ρ (F(ρ) − g(ρ))²."""
@@ -756,18 +958,21 @@ class ThreeLayerLimit:
         Vr, Vc, Vv, Va, Vb, Vw = (grp.view(out) for grp in g[:6])
         t = self._schedule.begin()
         try:
+            one = (self.d, self.z, self.code1, self.sd, self.od, self.code2)
             (_deep_forward_parallel if t else _deep_forward)(
-                r, c, v, self.w1, a, b, wv, self.w2, self.rho, self.d, self.z, self.code2,
-                self._H, self._F, self._Gam)
-            e = self._F + b0 - self.y_rho
-            G = e[:, None] * self._Gam
+                r, c, v, self.w1, a, b, wv, self.w2, self.rho, *one, self._H, self._F,
+                self._Fabs, self._Gam)
+            f, slope = _output(self.output, self._F + b0, self._Fabs + abs(b0), self.n2)
+            e = f - self.y_rho
+            es = e * slope
+            G = es[:, None] * self._Gam
             (_deep_velocity_parallel if t else _deep_velocity)(
-                r, c, v, a, b, wv, self.rho, self.wrho, e, G, self._H, self.d, self.z,
-                self.code2, coef, Vr[:, 0], Vc[:, 0], Vv, Va, Vb[:, 0], Vw[:, 0])
+                r, c, v, a, b, wv, self.rho, self.wrho, es, G, self._H, *one, coef,
+                Vr[:, 0], Vc[:, 0], Vv, Va, Vb[:, 0], Vw[:, 0])
         finally:
             self._schedule.end(t)
         if self.has_out_bias:
-            out[g[6].start] = -s[6] * float(np.dot(self.wrho, e))
+            out[g[6].start] = -s[6] * float(np.dot(self.wrho, es))
         return 0.5 * float(np.dot(self.wrho, e * e))
 
     def default_scales(self) -> np.ndarray:

@@ -205,8 +205,10 @@ def test_bad_input_is_refused_with_the_reason():
         LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), u_init=mf.init.Constant(1.0))
     with pytest.raises(ValueError, match="EldanShamir has a heavy-tailed norm"):
         LM.TwoLayerLimit(d, mf.EldanShamir(d), mf.ReluNorm(1.0))
-    with pytest.raises(ValueError, match="activation 'relu'"):
-        LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), activation="erf")
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), activation="gelu")
+    with pytest.raises(ValueError, match="supports the outputs identity, clip01, not 'sigmoid'"):
+        LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), output="sigmoid")
     with pytest.raises(ValueError, match="SafranLeeD has a heavy-tailed norm"):
         LM.TwoLayerLimit(d, mf.SafranLeeD(d), mf.ReluNorm(1.0))
     with pytest.raises(ValueError, match="d = 3 but the network takes d = 4"):
@@ -218,7 +220,8 @@ def test_stages_address_the_groups_by_the_networks_names():
     law, lim = _limit(4, nodes=4)
     # 4 r × (4 + 4) c × 4 v nodes; two pieces of the norm rule (split at the kink) of 81
     assert repr(lim) == ("TwoLayerLimit(d=4, law=Radial(scipy norm law), kinks=(1.0,), "
-                         "128 nodes, 162 norm nodes, bias=True, out_bias=False)")
+                         "128 nodes, 162 norm nodes, activation='relu', output='identity', "
+                         "bias=True, out_bias=False)")
     st = solvers.solve(lim, lim.y0, method="euler", dt=0.1, stop=solvers.Stop(steps=3),
                        schedule=[solvers.Stage(freeze=["1.u"])])
     n = lim.n
@@ -336,3 +339,84 @@ def test_the_symmetric_three_layer_limit_stays_at_its_saddle():
     assert moved["2.c"] > 1e-2 and moved["2.v"] > 1e-2
     H, F = lim.features(st.y, np.linspace(0.1, 1.9, 7))
     assert np.max(np.abs(H)) < 1e-15 and np.ptp(F) < 1e-15
+
+
+# -- smooth activations, the clipped output, heavy tails -------------------------------
+@pytest.mark.parametrize("act", ["erf", "tanh", "sigmoid", "softplus"])
+def test_smooth_averages_against_quadrature(act):
+    """A0, A1, A2 by the 64-node Gauss–Gegenbauer rule against scipy's adaptive
+    quadrature with the density's algebraic endpoint weight."""
+    code = mf.activations.activation_code(act)
+    sig = {"erf": special.erf, "tanh": np.tanh, "sigmoid": special.expit,
+           "softplus": lambda x: np.logaddexp(0, x)}[act]
+    dsig = {"erf": lambda x: 2 / np.sqrt(np.pi) * np.exp(-x * x),
+            "tanh": lambda x: 1 - np.tanh(x) ** 2,
+            "sigmoid": lambda x: special.expit(x) * (1 - special.expit(x)),
+            "softplus": special.expit}[act]
+    for d in (2, 3, 5, 20):
+        s, om = LM.direction_rule(d, 64)
+        z = LM._beta_half(d)
+        for a, c in [(0.3, 0.0), (2.0, 0.4), (6.0, -1.0), (0.0, 0.7)]:
+            A = LM.averages(a, c, d, z, code, s, om)
+            ref = [_above(lambda t: sig(a * t + c), d, -np.inf),
+                   _above(lambda t: dsig(a * t + c), d, -np.inf),
+                   _above(lambda t: t * dsig(a * t + c), d, -np.inf)]
+            assert np.allclose(A, ref, rtol=0, atol=2e-13), (d, a, c, A, ref)
+
+
+def test_frozen_features_are_kept_and_give_the_same_bits():
+    """With u and c frozen (the [SL] depth-2 learner) the averages are computed once;
+    the velocities are the kernels' own, bit for bit."""
+    d = 5
+    law = mf.SafranLeeDPrime(d)
+    lim = LM.TwoLayerLimit(d, law, mf.BallIndicator(1.3), nodes=5, norm_nodes=16,
+                           activation="erf", output="clip01", train=("v",),
+                           u_init=mf.init.Gaussian(0.5), c_init=mf.init.Gaussian(0.5))
+    y = lim.y0 + np.r_[np.zeros(2 * lim.n), np.linspace(0.1, 0.3, lim.n)]
+    out = np.empty(lim.size)
+    loss = lim(y, out, lim.default_scales())
+    assert lim._tables is not None
+    r, c, v, _ = lim.split(y)
+    F, Fabs = np.empty(lim.rho.size), np.empty(lim.rho.size)
+    args = (lim.d, lim.z, lim.code, lim.sd, lim.od)
+    LM._forward(r, c, v, lim.w, lim.rho, *args, F, Fabs)
+    f, slope = LM._output("clip01", F, Fabs, lim.n)
+    e = f - lim.y_rho
+    V = np.empty((3, lim.n))
+    LM._velocity(r, c, v, lim.rho, lim.wrho, e * slope, *args, -0.0, -0.0, -1.0, *V)
+    assert np.array_equal(out[2 * lim.n:], V[2]) and loss == 0.5 * float(np.dot(lim.wrho, e * e))
+    assert np.all((f > 0) & (f < 1))   # inside the clip: every norm node moves v
+
+
+def test_the_clipped_output_starts_with_half_the_slope():
+    """At t = 0 the depth-2 learner's limit output is 0 (v has mean 0), where the clip has
+    its kink; the convention ψ'(0) = ½ moves it at half the speed of the unclipped
+    output, whatever the sign that rounding gives the computed 0."""
+    d = 5
+    kw = dict(nodes=5, norm_nodes=16, activation="erf", train=("v",),
+              u_init=mf.init.Gaussian(0.5), c_init=mf.init.Gaussian(0.5))
+    law = mf.SafranLeeDPrime(d)
+    clip = LM.TwoLayerLimit(d, law, mf.BallIndicator(1.3), output="clip01", **kw)
+    ident = LM.TwoLayerLimit(d, law, mf.BallIndicator(1.3), **kw)
+    # 0 up to rounding (the nodes' terms cancel in pairs): within n ε Σ|terms| of the kink
+    assert np.max(np.abs(clip.profile(clip.y0))) < 1e-17
+    lc, vc = clip.velocity()
+    li, vi = ident.velocity()
+    assert lc == li and np.array_equal(vc, 0.5 * vi) and np.max(np.abs(vi)) > 0.01
+
+
+def test_heavy_tails_with_bounded_features():
+    """The Eldan–Shamir norm law is accepted with bounded (erf) features: the norm rule
+    integrates a bounded function like a large sample of the law (its 1/ρ tail
+    included), and the limit's velocities are finite."""
+    d = 5
+    for law in (mf.EldanShamir(d),):
+        rho, w = LM.norm_rule(law, 60, kinks=(1.0,), bounded=True)
+        x = law.sample_norms(400_000, np.random.default_rng(5))
+        h = lambda r: np.tanh(r) / (1 + r)   # noqa: E731
+        se = h(x).std() / np.sqrt(x.size)
+        assert abs(float(w @ h(rho)) - h(x).mean()) < 4 * se
+        lim = LM.TwoLayerLimit(d, law, mf.BallIndicator(1.0), nodes=3, norm_nodes=20,
+                               activation="erf")
+        loss, V = lim.velocity()
+        assert np.isfinite(loss) and np.all(np.isfinite(V))

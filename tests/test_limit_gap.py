@@ -98,8 +98,12 @@ def test_what_the_limit_cannot_reduce_is_refused_before_training(capsys):
         sweep(preset_text("relu-norm-3layer"), widths=[8, 16], **RULES,
               overrides=["model.widths=[64, 64, 64]", "model.bottleneck=[1, 1]",
                          "model.activations=['relu', 'relu', 'relu']"])
-    with pytest.raises(SweepError, match="model.activations: the limit solver needs 'relu'"):
-        sweep(preset_text("ball-depth2"), widths=[8, 16], **RULES)
+    with pytest.raises(SweepError, match="model.scaling: the limit solver needs 'mf'"):
+        sweep(preset_text("ball-depth2"), widths=[8, 16], overrides=["model.scaling='ntk'"], **RULES)
+    with pytest.raises(SweepError, match="data.distribution: the data law SafranLeeD has a "
+                                         "heavy-tailed norm"):
+        sweep(preset_text("ball-depth1"), widths=[8, 16], **RULES,
+              overrides=["data.distribution='safran-lee-d'"])
     with pytest.raises(SweepError, match="coupling: members of the limit are independent draws"):
         sweep(TOML, widths=[8, 16], coupling="subsample", **RULES)
     with pytest.raises(SweepError, match="reference width: the limit has no width"):

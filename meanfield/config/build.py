@@ -18,7 +18,8 @@ from ..data import DISTRIBUTIONS
 from ..experiment import Experiment
 from ..init import INIT_LAWS, Gaussian
 from ..layout import OUT_BIAS, PARAMS, group_name, group_names
-from ..limit import ThreeLayerLimit, TwoLayerLimit, norm_quantile, target_profile
+from ..activations import activation_code
+from ..limit import BOUNDED, ThreeLayerLimit, TwoLayerLimit, norm_quantile, target_profile
 from ..network import Network, _block
 from .. import streams
 from ..objective import Dataset
@@ -186,14 +187,14 @@ def build(cfg: dict):
         seed=cfg["seed"]["noise"], record=dict(cfg["record"]), config=cfg)
 
 
-def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64):
+def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64, direction_nodes: int = 64):
     """The exact m, N → ∞ limit of the configuration's network and data
     (:class:`meanfield.limit.TwoLayerLimit` for one block,
     :class:`meanfield.limit.ThreeLayerLimit` for two; docs/math.md §8), with ``nodes``
-    nodes per coordinate of its initial-law rules and ``norm_nodes`` per piece of its
-    norm rule.  ConfigError naming the key when the configuration is not a problem the
-    limit solver reduces: a mean-field network of one or two blocks whose first block is
-    ReLU, with the identity output and the squared loss, a radial law and target, a
+    nodes per coordinate of its initial-law rules, ``norm_nodes`` per piece of its
+    norm rule and ``direction_nodes`` in its direction rule (smooth first blocks).  ConfigError naming the key when the configuration is not a problem the
+    limit solver reduces: a mean-field network of one or two blocks with the squared
+    loss, a radial law (a heavy-tailed one only under bounded features) and target, a
     rotation-invariant initial law of the first block's u, and stages without noise
     whose projections commute with rotations of u."""
     mc = cfg["model"]
@@ -201,9 +202,8 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64):
     if L > 2:
         raise ConfigError(f"model.widths: the limit solver reduces networks of one or two blocks; "
                           f"this one has {L}")
-    checks = (("model.activations", mc["activations"][0], "relu"),
-              ("model.scaling", mc["scaling"], "mf"), ("model.output", mc["output"], "identity"),
-              ("model.dtype", mc["dtype"], "float64"), ("solver.loss", cfg["solver"]["loss"], "squared"))
+    checks = (("model.scaling", mc["scaling"], "mf"), ("model.dtype", mc["dtype"], "float64"),
+              ("solver.loss", cfg["solver"]["loss"], "squared"))
     for key, got, want in checks:
         if got != want:
             raise ConfigError(f"{key}: the limit solver needs {want!r}, got {got!r}")
@@ -222,7 +222,8 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64):
     frozen = frozen_groups(cfg)
     laws = init_laws(cfg, 1)
     law, target = make_distribution(cfg), make_target(cfg)
-    for key, check in (("data.distribution", lambda: norm_quantile(law)),
+    bounded = activation_code(mc["activations"][0]) in BOUNDED
+    for key, check in (("data.distribution", lambda: norm_quantile(law, bounded)),
                        ("target.kind", lambda: target_profile(target))):
         try:
             check()
@@ -234,9 +235,11 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64):
                 mc["d"], law, target, k=mc["bottleneck"][0], nodes=nodes, norm_nodes=norm_nodes,
                 init={group_name(l, p): law_ for l in (1, 2)
                       for p, law_ in init_laws(cfg, l).items()},
-                activation2=mc["activations"][1], bias=mc["bias"], out_bias=mc["out_bias"],
-                frozen=frozen)
-        return TwoLayerLimit(mc["d"], law, target, nodes=nodes,
+                activation=mc["activations"][0], activation2=mc["activations"][1],
+                bias=mc["bias"], out_bias=mc["out_bias"], frozen=frozen,
+                direction_nodes=direction_nodes, output=mc["output"])
+        return TwoLayerLimit(mc["d"], law, target, nodes=nodes, activation=mc["activations"][0],
+                             direction_nodes=direction_nodes, output=mc["output"],
                              norm_nodes=norm_nodes, u_init=laws["u"], c_init=laws["c"],
                              v_init=laws["v"], bias=mc["bias"], out_bias=mc["out_bias"],
                              train=tuple(p for p in PARAMS if group_name(1, p) not in frozen),
