@@ -415,11 +415,18 @@ def norm_quantile(law, bounded: bool = False):
     if isinstance(law, D.SafranLeeDPrime):
         # ‖x‖² = 2 + 2s with B = (1 + s)/2 ~ Beta(a, a), a = (d−1)/2: ‖x‖ = 2√B, and
         # by symmetry 1 − B has the same law
-        from scipy.special import betaincinv
+        from scipy.special import betaincinv, betaln
 
         a = (law.d - 1) / 2
-        return ((lambda p: 2.0 * np.sqrt(betaincinv(a, a, np.asarray(p)))),
-                (lambda q: 2.0 * np.sqrt(1.0 - betaincinv(a, a, np.asarray(q)))),
+
+        def lower(p):   # B's quantile; where scipy underflows (p ≲ 1e-250), its leading
+            p = np.asarray(p, dtype=float)   # term: I_x(a, a) ≈ x^a / (a B(a, a))
+            x = betaincinv(a, a, p)
+            tiny = ~np.isfinite(x) | (p < 1e-200)
+            with np.errstate(divide="ignore"):
+                x = np.where(tiny, np.exp((np.log(p) + math.log(a) + betaln(a, a)) / a), x)
+            return x
+        return ((lambda p: 2.0 * np.sqrt(lower(p))), (lambda q: 2.0 * np.sqrt(1.0 - lower(q))),
                 f"SafranLeeDPrime(d={law.d})")
     if isinstance(law, (D.EldanShamir, D.SafranLeeD)):
         raise ValueError(f"the data law {type(law).__name__} has a heavy-tailed norm "

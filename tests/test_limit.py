@@ -56,17 +56,20 @@ def test_relu_averages_against_the_beta_function():
 
 
 @pytest.mark.parametrize("law", [mf.data.Gaussian(5, 0.7), mf.data.Ball(5, 2.0),
-                                 mf.SafranLeeDPrime(5), mf.Radial(5, stats.gamma(2.0))])
+                                 mf.SafranLeeDPrime(5), mf.SafranLeeDPrime(40),
+                                 mf.Radial(5, stats.gamma(2.0))])
 def test_norm_rule_against_the_law(law):
     """E ρ² and E ρ by the rule against closed forms or scipy, and the quantile function
     against the law's own CDF."""
-    rho, w = LM.norm_rule(law, 40, kinks=(1.0,))
-    assert w.sum() == pytest.approx(1.0, abs=1e-14)
+    # 60 nodes a piece: D′_40, concentrated near √2 far from the kink, is at 1.6e-11 with
+    # 40 and 3e-15 with 60 (tanh–sinh converges exponentially)
+    rho, w = LM.norm_rule(law, 60, kinks=(1.0,))
+    assert w.sum() == pytest.approx(1.0, abs=1e-14) and np.all(np.isfinite(rho))
     Q, _, _ = LM.norm_quantile(law)
     p = np.linspace(0.01, 0.99, 17)
     assert np.allclose(law.norm_cdf(Q(p)), p, atol=1e-12)
     m2 = {mf.data.Gaussian: 5 * 0.49, mf.data.Ball: 5 / 7 * 4.0, mf.SafranLeeDPrime: 2.0,
-          mf.Radial: 6.0}[type(law)]
+          mf.Radial: 6.0}[type(law)]   # D′_d: ‖x‖² = 2 + 2s, E s = 0
     assert float(w @ rho ** 2) == pytest.approx(m2, rel=1e-13)
 
 
