@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,load,gap,perf,science,report} [options]``."""
+"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,load,gap,perf,science,limit,report} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -82,13 +82,25 @@ def main(argv=None) -> int:
     sc.add_argument("--out", default=None, help="folder for the results (default "
                     "benchmarks/results; with --quick benchmarks/results-quick)")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    li = sub.add_parser("limit", help="the [RZG] and [SL] separations at the exact limit "
+                        "(m, N -> infinity): writes limit.json and limit.md")
+    li.add_argument("parts", nargs="?", default="rzg,sl", help="comma-separated subset of rzg,sl")
+    li.add_argument("--quick", action="store_true", help="a reduced version (seconds)")
+    li.add_argument("--out", default=None, help="folder for the results (default "
+                    "benchmarks/results; with --quick benchmarks/results-quick)")
+    li.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sub.add_parser("report", help="regenerate BENCHMARKS.md from benchmarks/results/")
     args = ap.parse_args(argv)
-    if args.cmd in ("perf", "science") and args.out is None:
+    if args.cmd in ("perf", "science", "limit") and args.out is None:
         args.out = os.path.join("benchmarks", "results-quick" if args.quick else "results")
     if args.cmd == "report":
         from . import report
         print(report.run(args))
+        return 0
+    if args.cmd == "limit":
+        from . import limit
+        res = limit.run(args)
+        print(limit.report(res))
         return 0
     if args.cmd == "science":
         from . import science

@@ -41,3 +41,25 @@ def test_quick_runs_never_write_over_the_published_results(monkeypatch):
         assert B.main(argv) == 0
     assert seen == [os.path.join("benchmarks", "results-quick"),
                     os.path.join("benchmarks", "results"), "x"]
+
+
+def test_quick_limit_benchmark_runs(tmp_path, monkeypatch):
+    """`python -m benchmarks limit --quick` at a smaller size, in this process: both
+    tables are written, every learner has an error estimate, and the 3-layer network from
+    the preset's symmetric laws stays at the constant predictor (the limit's saddle)."""
+    import json
+    import types
+
+    from benchmarks import limit
+
+    monkeypatch.setattr(limit, "QUICK", {**limit.QUICK, "rzg_t": 10.0, "sl_steps": 30})
+    args = types.SimpleNamespace(quick=True, parts="rzg,sl", out=str(tmp_path), quiet=True)
+    res = limit.run(args)
+    text = (tmp_path / "limit.md").read_text()
+    assert "[RZG] at the limit" in text and "[SL] at the limit" in text
+    assert json.loads((tmp_path / "limit.json").read_text())["quick"] is True
+    rows = {r["model"]: r for r in res["rzg"]["rows"]}
+    assert abs(rows["3-layer"]["mse"] - res["rzg"]["constant"]) < 1e-3
+    assert rows["2-layer"]["mse"] < res["rzg"]["constant"]
+    sl = res["sl"]["rows"][0]
+    assert all(0 <= sl[k]["error"] < 0.05 for k in ("depth2", "depth1"))
