@@ -382,8 +382,10 @@ BOUNDED = (ERF, TANH, SIGMOID)   # activations whose features have every moment 
 def norm_quantile(law, bounded: bool = False):
     """(Q, Qbar, description) of a radial law the limit supports: the quantile function
     Q(p) of ‖x‖ and Qbar(q) = Q(1 − q), accurate for small q; ValueError naming the law
-    otherwise.  The heavy-tailed Eldan–Shamir law only with ``bounded`` features (erf,
-    tanh, sigmoid): with ReLU features the population loss does not exist under it."""
+    otherwise.  The heavy-tailed laws (Eldan–Shamir, [SL]'s D_d) only with ``bounded``
+    features (erf, tanh, sigmoid): with ReLU features the population loss does not exist
+    under them.  D_d, a mixture, has no quantile function here (Q is None): its rule is
+    the union of its components' rules (:func:`norm_rule`)."""
     if isinstance(law, D.EldanShamir) and bounded:
         tab, scale = law._tab, law._c          # t = 2π R_d ρ, tabulated with a 1/t tail
 
@@ -394,9 +396,8 @@ def norm_quantile(law, bounded: bool = False):
             near = np.interp(1.0 - q, tab.cdf, tab.grid)
             return np.where(q < tail, far, near) / scale
         return law.norm_ppf, Qbar, f"EldanShamir(d={law.d})"
-    if isinstance(law, D.SafranLeeD) and bounded:
-        raise ValueError("the limit solver does not support the data law SafranLeeD yet (its "
-                         "norm's quantile in the heavy tail); EldanShamir and the other laws are")
+    if isinstance(law, D.SafranLeeD) and bounded:   # a mixture: see norm_rule
+        return None, None, f"SafranLeeD(d={law.d}, alpha={law.alpha})"
     if isinstance(law, D.Gaussian):
         from scipy import stats
 
@@ -474,6 +475,11 @@ def norm_rule(law, n: int, kinks=(), bounded: bool = False):
     kinks (E h(‖x‖) = ∫ h(Q(p)) dp, and Q's singularities at p = 0 and 1 are what the
     rule is made for).  A point mass (Sphere) is one node."""
     Q, Qbar, _ = norm_quantile(law, bounded)
+    if isinstance(law, D.SafranLeeD):   # ½ μ̄ (Eldan–Shamir scaled by 1/k) + ½ N(0, I/d)
+        k = law._k
+        r1, w1 = norm_rule(law._es, n, [k * x for x in kinks], bounded)
+        r2, w2 = norm_rule(law._g, n, kinks, bounded)
+        return np.concatenate([r1 / k, r2]), 0.5 * np.concatenate([w1, w2])
     if isinstance(law, D.Sphere):
         return np.array([law.radius]), np.array([1.0])
     cuts = sorted({float(np.clip(law.norm_cdf(k), 0.0, 1.0)) for k in kinks} - {0.0, 1.0})

@@ -409,11 +409,11 @@ def test_the_clipped_output_starts_with_half_the_slope():
 
 
 def test_heavy_tails_with_bounded_features():
-    """The Eldan–Shamir norm law is accepted with bounded (erf) features: the norm rule
-    integrates a bounded function like a large sample of the law (its 1/ρ tail
-    included), and the limit's velocities are finite."""
+    """The Eldan–Shamir law and [SL]'s D_d (half of it Eldan–Shamir) are accepted with
+    bounded (erf) features: the norm rule integrates a bounded function like a large
+    sample of the law (its 1/ρ tail included), and the limit's velocities are finite."""
     d = 5
-    for law in (mf.EldanShamir(d),):
+    for law in (mf.EldanShamir(d), mf.SafranLeeD(d)):
         rho, w = LM.norm_rule(law, 60, kinks=(1.0,), bounded=True)
         x = law.sample_norms(400_000, np.random.default_rng(5))
         h = lambda r: np.tanh(r) / (1 + r)   # noqa: E731

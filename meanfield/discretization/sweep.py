@@ -127,11 +127,11 @@ def run_limit_reference(cfg: dict, opts: SweepOptions) -> Trace:
     method and step, and keep at every gap time its state, f and the blocks' outputs on
     the test sample, its population loss, the floors of the distances (two samples of
     its law) and the error estimate (the same integration with half the nodes per
-    rule)."""
+    rule: initial law, norm law and, for smooth activations, directions)."""
     exp = reference_experiment(cfg, opts)
     lim = C.make_limit(cfg, nodes=opts.limit_nodes, norm_nodes=opts.limit_norm_nodes)
     coarse = C.make_limit(cfg, nodes=max(2, opts.limit_nodes // 2),
-                          norm_nodes=max(4, opts.limit_norm_nodes // 2))
+                          norm_nodes=max(4, opts.limit_norm_nodes // 2), direction_nodes=32)
     norms = np.linalg.norm(exp.test.X, axis=1)
     rows = {"step": [], "t": [], "theta": [], "outputs": [], "loss": [], "fine": [],
             "features": [], "clouds": []}
