@@ -311,8 +311,15 @@ def cmd_plot(args) -> int:
 
 
 def cmd_presets(args) -> int:
+    if args.show is not None:
+        try:
+            sys.stdout.write(P.text(args.show))
+        except P.PresetError as e:
+            raise UsageError(str(e)) from None
+        return 0
     for name in P.names():
         print(f"{name:20s} {P.description(P.text(name))}")
+    print("\n`meanfield presets --show NAME` prints a preset's TOML (save it, edit it, run it)")
     return 0
 
 
@@ -399,7 +406,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshots", metavar="I,J,...", help="snapshot rows for particle clouds "
                    "(default: first and last)")
     p.set_defaults(fn=cmd_plot)
-    s = sub.add_parser("presets", help="list the shipped experiment presets")
+    s = sub.add_parser("presets", help="list the shipped experiment presets, or print one")
+    s.add_argument("--show", metavar="NAME", help="print the preset's TOML text")
     s.set_defaults(fn=cmd_presets)
     return ap
 

@@ -200,3 +200,20 @@ def test_random_text_gives_a_result_or_a_config_error(text):
         C.load(text)
     except C.ConfigError:
         pass
+
+
+def test_presets_show_prints_the_toml_that_runs(capsys):
+    """`meanfield presets --show NAME` prints the preset's text, which loads to the same
+    configuration; an unknown name is a one-line usage error."""
+    from meanfield import cli
+    from meanfield.config import load
+
+    for name in preset_names():
+        assert cli.main(["presets", "--show", name]) == 0
+        out = capsys.readouterr().out
+        assert out == preset_text(name) and load(out) == load(preset_text(name))
+    assert cli.main(["presets", "--show", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset 'nope'" in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["presets"]) == 0
+    assert "presets --show NAME" in capsys.readouterr().out
