@@ -96,6 +96,39 @@ class Experiment:
         return {"method": self.method, "dt": self.dt, "rtol": self.rtol, "atol": self.atol,
                 "seed": self.seed, "schedule": self.schedule, "stop": self.stop}
 
+    def planned_steps(self) -> int | None:
+        """How many steps the run will take at most, with a fixed-step method: the least of
+        ``stop.steps``, t_end / dt and the schedule's length when its last stage has one
+        (a stage of duration D takes ⌈D/dt⌉ steps); None when nothing bounds it by steps
+        (an adaptive method, or a run that stops by loss alone)."""
+        if solvers.get_method(self.method).adaptive:
+            return None
+        bounds = []
+        if self.stop.steps is not None:
+            bounds.append(int(self.stop.steps))
+        if self.stop.t_end is not None:
+            bounds.append(math.ceil(self.stop.t_end / self.dt - 1e-9))
+        if self.schedule and (self.schedule[-1].steps is not None
+                              or self.schedule[-1].duration is not None):
+            bounds.append(sum(st.steps if st.steps is not None
+                              else math.ceil(st.duration / self.dt - 1e-9) for st in self.schedule))
+        return min(bounds) if bounds else None
+
+    def early_end(self, state) -> str:
+        """Why a complete run stopped before ``stop.steps`` or ``stop.t_end`` ("" when it
+        did not): its schedule's last stage, which has a length, ended first."""
+        if state is None or state.done != "schedule":
+            return ""
+        short = []
+        if self.stop.steps is not None and state.step < self.stop.steps:
+            short.append(f"solver.steps = {self.stop.steps}")
+        if self.stop.t_end is not None and state.t < self.stop.t_end * (1 - 1e-12):
+            short.append(f"solver.t_end = {self.stop.t_end:g}")
+        if not short:
+            return ""
+        return (f"the schedule ended at step {state.step}, t = {state.t:.6g} (its last stage has "
+                f"a length), before {' and '.join(short)}")
+
 
 @dataclass
 class RunResult:
@@ -202,10 +235,14 @@ def execute(exp: Experiment, rec, state=None, progress: bool = False, hooks=()):
     solver ``state`` of a resumed run) and finish the record.  Returns (status, message,
     last state, network at it, test loss there)."""
     obj = exp.objective()
-    prog = Progress(exp.stop.steps, exp.stop.t_end, enabled=progress)
+    planned = exp.planned_steps()
+    prog = (Progress(planned, None, enabled=progress) if planned is not None else
+            Progress(exp.stop.steps, exp.stop.t_end, enabled=progress))
     final, status, msg = drive(obj, exp.network.theta if state is None else None,
                                hooks=(rec, *hooks), progress=prog, state=state,
                                every=rec.every(), **exp.solver_kwargs())
+    if status == "complete":
+        msg = exp.early_end(final)
     if status == "diverged":
         head = msg.split(";")[0]
         if final is not None:   # keep the last finite state in the record

@@ -312,3 +312,30 @@ def test_figures_keep_the_process_backend_and_make_their_folder(tmp_path):
     assert backend == "svg" and pyplot_loaded == "False"
     assert int(n_run) >= 3 and int(n_gap) >= 3
     assert len(list((tmp_path / "new" / "run").glob("*.png"))) == int(n_run)
+
+
+def test_a_schedule_that_ends_before_the_steps_says_so(tmp_path, capsys):
+    """A last stage with a length ends the run before solver.steps: the run is complete,
+    its message (printed, and in the file) says why, and the progress bar's total is the
+    steps that really run."""
+    from meanfield.config import load_config
+    from meanfield.runs import from_config
+
+    over = ["solver.steps=40", "data.n_train=16", "data.n_test=8", "model.widths=[8]",
+            "stages=[{duration=0.5}]", "solver.dt=0.05"]
+    exp = from_config(mf.presets.text("teacher-2layer"), over)
+    assert exp.planned_steps() == 10
+    out = tmp_path / "r.h5"
+    res = mf.run(exp, out)
+    assert res.status == "complete" and res.state.step == 10
+    assert res.message == ("the schedule ended at step 10, t = 0.5 (its last stage has a "
+                           "length), before solver.steps = 40")
+    with mf.open_run(out) as r:
+        assert r.status == "complete" and "the schedule ended at step 10" in r.message
+    # without the stage nothing is said
+    res = mf.run(from_config(mf.presets.text("teacher-2layer"), over[:-2]))
+    assert res.message == "" and res.state.step == 40
+    assert from_config(mf.presets.text("teacher-2layer"), over[:-2]).planned_steps() == 40
+    t_end = load_config(mf.presets.text("teacher-2layer"), [*over[:-2], "solver.dt=0.05",
+                                                           "solver.t_end=0.75"])
+    assert from_config(t_end).planned_steps() == 15   # t_end / dt, below solver.steps
