@@ -150,6 +150,17 @@ class RunResult:
     test_loss: float = math.nan
 
 
+def interactive() -> bool:
+    """Whether progress should show by default: standard error is a terminal, or the
+    process is a Jupyter kernel (the Python API's ``progress=None``)."""
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):   # a closed or replaced stream
+        return False
+
+
 class Progress:
     """A tqdm progress bar over steps or flow time, with the loss and the step rate."""
 

@@ -16,7 +16,7 @@ import solvers
 
 from . import config as C
 from .config import load_config
-from .experiment import Experiment, RunResult, execute
+from .experiment import Experiment, RunResult, execute, interactive
 from .record import MemoryRecorder
 from .store import H5Recorder, Run, RunFileError
 
@@ -34,7 +34,7 @@ def from_config(source, overrides=()) -> Experiment:
         raise C.ConfigError(f"configuration: {e}") from None
 
 
-def run(experiment, path=None, *, overrides=(), overwrite: bool = False, progress: bool = False,
+def run(experiment, path=None, *, overrides=(), overwrite: bool = False, progress=None,
         hooks=()) -> RunResult:
     """Run an experiment (an :class:`~meanfield.experiment.Experiment`, or a
     configuration as :func:`from_config` takes it) to its end.
@@ -44,8 +44,10 @@ def run(experiment, path=None, *, overrides=(), overwrite: bool = False, progres
     otherwise in memory.  The file records the configuration's text and the seeds
     that made the experiment (:attr:`Experiment.seeds`; a seed that is not known is
     recorded as unknown).  Ctrl-C stops the run cleanly (status "interrupted", the file
-    resumable); a divergence is recorded (status "diverged").
+    resumable); a divergence is recorded (status "diverged").  ``progress``: a progress
+    bar on standard error (None: when it is a terminal or in Jupyter).
     """
+    progress = interactive() if progress is None else bool(progress)
     exp = experiment if isinstance(experiment, Experiment) else from_config(experiment, overrides)
     test_loss = exp.test_loss()
     if path is None:
@@ -65,7 +67,7 @@ def run(experiment, path=None, *, overrides=(), overwrite: bool = False, progres
     return RunResult(status, msg, final, net, None if path is None else str(path), rec, test)
 
 
-def resume(path, *, progress: bool = False, hooks=()) -> RunResult:
+def resume(path, *, progress=None, hooks=()) -> RunResult:
     """Finish an interrupted run file from its newest checkpoint.  Rows recorded after
     the checkpoint are dropped and recorded again; the final particles equal those of an
     uninterrupted run, bit for bit."""
@@ -77,6 +79,7 @@ def resume(path, *, progress: bool = False, hooks=()) -> RunResult:
                                "settings, so it cannot be resumed from the file alone")
         exp = C.build(r.config)
     rec, state = H5Recorder.resume(path, exp.network, exp.record, exp.test_loss())
+    progress = interactive() if progress is None else bool(progress)
     if progress:
         print(f"resuming {path} at step {state.step} (t = {state.t:.6g})", file=sys.stderr)
     try:

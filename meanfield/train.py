@@ -8,7 +8,7 @@ import numpy as np
 
 import solvers
 
-from .experiment import drive
+from .experiment import Progress, drive, interactive
 from .network import Network
 from .objective import Objective
 
@@ -37,17 +37,23 @@ class TrainResult:
     history: History
 
 
-def train(network: Network, data, *, loss: str = "squared", hooks=(), **solver_kwargs) -> TrainResult:
+def train(network: Network, data, *, loss: str = "squared", hooks=(), progress=None,
+          **solver_kwargs) -> TrainResult:
     """Train ``network`` on ``data`` by the Wasserstein gradient flow of the loss.
 
     ``data`` is a :class:`~meanfield.objective.Dataset` or :class:`~meanfield.objective.Stream`;
     solver keywords (method, dt, schedule, stop, every, seed, rtol, atol, state) go to
     :func:`solvers.iterate`.  Every yielded state is recorded in the history and passed
     to each hook.  On divergence :class:`solvers.DivergenceError` propagates, carrying the
-    last finite state.
+    last finite state.  ``progress``: a progress bar on standard error (None: when it is
+    a terminal or in Jupyter).
     """
     obj = Objective(network, data, loss=loss)
     hist = History()
     y0 = network.theta if solver_kwargs.get("state") is None else None
-    final, _, _ = drive(obj, y0, hooks=(hist, *hooks), reraise=True, **solver_kwargs)
+    stop = solver_kwargs.get("stop")
+    show = interactive() if progress is None else bool(progress)
+    prog = Progress(getattr(stop, "steps", None), getattr(stop, "t_end", None), enabled=show) \
+        if show else None
+    final, _, _ = drive(obj, y0, hooks=(hist, *hooks), reraise=True, progress=prog, **solver_kwargs)
     return TrainResult(network.with_theta(final.y.copy()), final, hist)

@@ -339,3 +339,25 @@ def test_a_schedule_that_ends_before_the_steps_says_so(tmp_path, capsys):
     t_end = load_config(mf.presets.text("teacher-2layer"), [*over[:-2], "solver.dt=0.05",
                                                            "solver.t_end=0.75"])
     assert from_config(t_end).planned_steps() == 15   # t_end / dt, below solver.steps
+
+
+def test_progress_shows_by_default_only_when_interactive(monkeypatch, capsys):
+    """mf.train, mf.run and mf.sweep show a progress bar by default (progress=None) when
+    standard error is a terminal or the process is a Jupyter kernel, and only then."""
+    import types
+
+    import solvers
+    from meanfield import experiment as E
+
+    net = mf.two_layer(4, 8)
+    X = np.random.default_rng(0).normal(size=(16, 4))
+    data = mf.Dataset(X, X[:, 0])
+    assert not E.interactive()   # pytest captures standard error
+    mf.train(net, data, dt=0.1, stop=solvers.Stop(steps=3))
+    assert "step" not in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert E.interactive()
+    mf.train(net, data, dt=0.1, stop=solvers.Stop(steps=3))
+    assert "3/3" in capsys.readouterr().err
+    mf.train(net, data, dt=0.1, stop=solvers.Stop(steps=3), progress=False)
+    assert capsys.readouterr().err == ""

@@ -34,7 +34,7 @@ from ..store import fileformat
 from .._h5lock import LockedError, WriterLock
 from ..parallel import available_cores
 from ..distances import mmd2, sliced_wasserstein2, wasserstein2
-from ..experiment import drive
+from ..experiment import drive, interactive
 from ..objective import Dataset, Objective, Stream
 from . import gapfile
 from .coupling import member
@@ -496,13 +496,14 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling=None
           n_boot: int = 1000, level: float = 0.9, reference: str = "network",
           limit_nodes: int = 16, limit_norm_nodes: int = 64, samples: str = "fixed",
           path=None, overwrite: bool = False, scheduler=None, workers=None,
-          progress: bool = False, overrides=()):
+          progress=None, overrides=()):
     """Run a width sweep of an experiment configuration (a dict, a TOML path or text)
     and return its :class:`~meanfield.discretization.result.GapResult`.
 
     ``reference="limit"`` compares the members with the exact m, N → ∞ limit
     (two-layer ReLU networks on radial problems, docs/math.md §8) instead of a wide
-    network; ``samples="fresh"`` trains on new samples every step.
+    network; ``samples="fresh"`` trains on new samples every step.  ``progress``: a bar
+    of the tasks on standard error (None: when it is a terminal or in Jupyter).
 
     See :func:`make_options` for the options.  With ``path`` the result is written to a
     gap file (docs/format.md) at the start and after every finished task, so a killed
@@ -531,7 +532,7 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling=None
     return _execute(res, path, overwrite, scheduler, workers, progress, new=True)
 
 
-def resume_sweep(path, *, scheduler=None, workers=None, progress: bool = False):
+def resume_sweep(path, *, scheduler=None, workers=None, progress=None):
     """Finish the sweep of a gap file: the finished tasks are read, the others run."""
     _check_executor(scheduler, workers)
     res = open_gap(path)
@@ -541,6 +542,7 @@ def resume_sweep(path, *, scheduler=None, workers=None, progress: bool = False):
 
 
 def _execute(res, path, overwrite, scheduler, workers, progress, new):
+    progress = interactive() if progress is None else bool(progress)
     lock = None
     if path is not None:
         path = os.fspath(path)
