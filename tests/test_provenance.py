@@ -115,3 +115,19 @@ def test_runs_and_gap_results_have_a_useful_repr(tmp_path):
     assert repr(mf.open_gap(gap)) == ("<GapResult complete: widths [4, 8] x 2 seeds, reference "
                                       "[16, 16], coupling subsample, 3 gap times, 2/2 widths "
                                       f"done, {gap}>")
+
+
+def test_the_citation_and_changelog_name_this_version():
+    """CITATION.cff's version is the package's; the license file is the one setup.cfg
+    names; the changelog lists this version."""
+    import re
+    from pathlib import Path
+
+    import meanfield
+
+    root = Path(__file__).resolve().parents[1]
+    cff = (root / "CITATION.cff").read_text()
+    assert re.search(r'^version: "([^"]+)"$', cff, re.M).group(1) == meanfield.__version__
+    assert "MIT License" in (root / "LICENSE").read_text()
+    assert "license_files = LICENSE" in (root / "setup.cfg").read_text()
+    assert f"## {meanfield.__version__}" in (root / "CHANGELOG.md").read_text()
