@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,load,gap,perf,science,limit,report} [options]``."""
+"""Benchmarks: ``python -m benchmarks {step,memory,recording,small,load,gap,perf,science,limit,coverage,report} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -89,13 +89,23 @@ def main(argv=None) -> int:
     li.add_argument("--out", default=None, help="folder for the results (default "
                     "benchmarks/results; with --quick benchmarks/results-quick)")
     li.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cv = sub.add_parser("coverage", help="coverage of the width rate's intervals at t = 0, "
+                        "where the true rate is 1/2: writes coverage.json and coverage.md")
+    cv.add_argument("--quick", action="store_true", help="a reduced version (seconds)")
+    cv.add_argument("--out", default=None, help="folder for the results (default "
+                    "benchmarks/results; with --quick benchmarks/results-quick)")
+    cv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sub.add_parser("report", help="regenerate BENCHMARKS.md from benchmarks/results/")
     args = ap.parse_args(argv)
-    if args.cmd in ("perf", "science", "limit") and args.out is None:
+    if args.cmd in ("perf", "science", "limit", "coverage") and args.out is None:
         args.out = os.path.join("benchmarks", "results-quick" if args.quick else "results")
     if args.cmd == "report":
         from . import report
         print(report.run(args))
+        return 0
+    if args.cmd == "coverage":
+        from . import coverage
+        print(coverage.report(coverage.run(args)))
         return 0
     if args.cmd == "limit":
         from . import limit
