@@ -191,5 +191,6 @@ def gap_xarray(res):
     attrs = {"status": res.file_status or ("complete" if res.complete else "incomplete"),
              "coupling": o.coupling, "reference": o.reference, "samples": o.samples,
              "reference_width": list(map(int, o.reference_width)),
-             "source": str(res.path or ""), "n_boot": int(o.n_boot), "level": float(o.level)}
+             "source": str(res.path or ""), "n_boot": int(o.n_boot), "level": float(o.level),
+             "interval": o.interval}
     return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -148,6 +148,7 @@ def cmd_gap(args) -> int:
             if (args.config or args.preset or args.set or args.output or args.widths
                     or args.reference_width is not None or args.coupling or args.every is not None
                     or args.reference or args.samples or args.limit_nodes is not None
+                    or args.interval
                     or args.limit_norm_nodes is not None):
                 raise UsageError("--resume takes the gap file only (its configuration and options "
                                  "are stored in it)")
@@ -165,7 +166,8 @@ def cmd_gap(args) -> int:
                         n_boot=args.bootstrap, reference=args.reference or "network",
                         limit_nodes=16 if args.limit_nodes is None else args.limit_nodes,
                         limit_norm_nodes=64 if args.limit_norm_nodes is None else args.limit_norm_nodes,
-                        samples=args.samples or "fixed", path=path, overwrite=args.force, **common)
+                        samples=args.samples or "fixed", interval=args.interval or "jackknife",
+                        path=path, overwrite=args.force, **common)
     except (SweepError, GapFileError) as e:
         raise UsageError(str(e)) from None
     except GapWriteError as e:
@@ -384,8 +386,11 @@ def parser() -> argparse.ArgumentParser:
                    help="directions of the sliced W2 (default 64)")
     g.add_argument("--bandwidth", type=float, metavar="H", help="MMD kernel bandwidth (default: "
                    "median heuristic)")
+    g.add_argument("--interval", choices=["jackknife", "percentile"],
+                   help="the rate intervals: jackknife t over seeds (default) or percentile "
+                   "bootstrap (measured coverage: `python -m benchmarks coverage`)")
     g.add_argument("--bootstrap", type=int, default=1000, metavar="B",
-                   help="bootstrap resamples of the rate intervals (default 1000)")
+                   help="bootstrap resamples of percentile intervals (default 1000)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a configuration key (repeatable)")
     g.add_argument("-o", "--output", metavar="GAP.h5", help=f"gap file (default {DEFAULT_GAP_OUT})")

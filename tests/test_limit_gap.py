@@ -72,6 +72,7 @@ def test_the_reference_is_the_limit_integrated_through_the_schedule(tmp_path):
     # 6 nodes of r, 6 on each side of c = 0, 6 of v
     assert "reference the limit (432 nodes" in text and "fresh samples every step" in text
     assert "the limit's error" in text and "against the width m" in text
+    assert "jackknife t interval" in text and "note: with 2 seeds the intervals are too short" in text
 
 
 def test_members_fluctuate_around_the_limit_as_the_closed_form_says():

@@ -32,10 +32,12 @@ def test_a_version_1_gap_file_opens_and_is_recomputed_bit_for_bit():
     assert old.complete and old.file_status == "complete" and old.attrs["format_version"] == 1
     assert "cpu" not in old.attrs
     o = old.options
+    assert o.interval == "percentile"   # what version-1 files computed
     new = mf.sweep(old.config, widths=[list(w) for w in o.widths], seeds=o.seeds,
                    reference_width=list(o.reference_width), coupling=o.coupling, every=o.every,
                    distance_size=o.distance_size, n_projections=o.n_projections,
-                   bandwidth=o.bandwidth, n_boot=o.n_boot, level=o.level)
+                   bandwidth=o.bandwidth, n_boot=o.n_boot, level=o.level,
+                   interval=o.interval)   # a version-1 file's: the percentile bootstrap
     for k in ARRAYS:
         assert np.array_equal(getattr(old, k), getattr(new, k), equal_nan=True), k
     for term, arr in old.decomposition.items():

@@ -89,3 +89,20 @@ def test_bad_input():
         R.fit_rate(WIDTHS, np.ones((len(WIDTHS), 3)), reduce="median")
     with pytest.raises(ValueError, match="at least three"):
         R.extrapolate([16, 32], [1.0, 2.0])
+
+
+def test_jackknife_and_percentile_intervals():
+    """The jackknife interval (the default) is centred on the fit, the percentile one is
+    the bootstrap's; the bias rate takes both; an unknown interval is refused."""
+    gaps = _gaps(0.5, 2.0, 10, np.random.default_rng(7))
+    jk = R.fit_rate(WIDTHS, gaps)
+    pc = R.fit_rate(WIDTHS, gaps, interval="percentile", n_boot=300)
+    assert jk.interval == "jackknife" and pc.interval == "percentile" and jk.beta == pc.beta
+    assert jk.beta - jk.beta_lo == pytest.approx(jk.beta_hi - jk.beta, rel=1e-12)
+    assert (jk.beta_lo, jk.beta_hi) != (pc.beta_lo, pc.beta_hi)
+    f = np.stack([np.sin(np.arange(20))[None, :] + np.random.default_rng(int(m)).standard_normal((6, 20)) / np.sqrt(m)
+                  for m in WIDTHS])
+    b = R.fit_bias_rate(WIDTHS, f, np.sin(np.arange(20)))
+    assert b.interval == "jackknife" and b.beta_lo < b.beta < b.beta_hi
+    with pytest.raises(ValueError, match="interval: expected one of jackknife, percentile"):
+        R.fit_rate(WIDTHS, gaps, interval="bca")

@@ -106,6 +106,7 @@ def _fill(f, res, status, message) -> None:
         for k in RATE_FIELDS:
             rg.create_dataset(k, data=r[k])
         rg.attrs["x"], rg.attrs["level"], rg.attrs["n_boot"] = r["x"], r["level"], r["n_boot"]
+        rg.attrs["interval"] = r.get("interval", res.options.interval)
     if res.extrapolation:
         eg = g.create_group("extrapolation")
         ex = res.extrapolation["test_loss"]
@@ -199,7 +200,8 @@ def _read(f, path) -> GapResult:
         for name in _rate_names(g["rate"]):
             rg = g[f"rate/{name}"]
             r = {k: rg[k][()] for k in RATE_FIELDS}
-            r.update(x=_str(rg.attrs["x"]), level=float(rg.attrs["level"]), n_boot=int(rg.attrs["n_boot"]))
+            r.update(x=_str(rg.attrs["x"]), level=float(rg.attrs["level"]), n_boot=int(rg.attrs["n_boot"]),
+                     interval=_str(rg.attrs["interval"]) if "interval" in rg.attrs else "percentile")
             res.rates[name] = r
     if "extrapolation" in g:
         tg = g["extrapolation/test_loss"]

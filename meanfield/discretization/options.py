@@ -18,6 +18,7 @@ from solvers.rk import get_method
 from .. import config as C
 from ..experiment import Experiment
 from .coupling import COUPLINGS
+from .rates import INTERVALS
 
 
 class SweepError(ValueError):
@@ -41,7 +42,10 @@ class SweepOptions:
         particles at every time) to n_d particles (default min(256, M/2))
     n_projections : directions of the sliced W₂;  bandwidth : of the MMD kernel (None:
         median heuristic)
-    n_boot, level : bootstrap resamples and level of the rate intervals
+    n_boot, level : bootstrap resamples (percentile intervals) and level of the rate
+        intervals;  interval : "jackknife" (t times the delete-one-seed standard error,
+        the default) or "percentile" (bootstrap; what files before it record), see
+        :class:`.rates.RateFit`
     reference : "network" (the M-particle network of ``reference_width``) or "limit" (the
         exact m, N → ∞ limit, :func:`meanfield.config.make_limit`; members are
         independent draws, and ``reference_width`` is only the widest member's widths,
@@ -68,6 +72,7 @@ class SweepOptions:
     limit_nodes: int = 16
     limit_norm_nodes: int = 64
     samples: str = "fixed"
+    interval: str = "jackknife"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -80,6 +85,7 @@ class SweepOptions:
         d = dict(d)
         d["widths"] = tuple(tuple(int(x) for x in w) for w in d["widths"])
         d["reference_width"] = tuple(int(x) for x in d["reference_width"])
+        d.setdefault("interval", "percentile")   # files written before the jackknife
         return cls(**d)
 
     @property
@@ -137,7 +143,8 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
                  coupling=None, every=None, distance_size=None,
                  n_projections: int = 64, bandwidth=None, n_boot: int = 1000,
                  level: float = 0.9, reference: str = "network", limit_nodes: int = 16,
-                 limit_norm_nodes: int = 64, samples: str = "fixed") -> SweepOptions:
+                 limit_norm_nodes: int = 64, samples: str = "fixed",
+                 interval: str = "jackknife") -> SweepOptions:
     """Check the options against the configuration ``cfg`` (resolved) and resolve them.
 
     ``widths``: a list of widths m (every block scaled with the configuration's widths:
@@ -151,6 +158,8 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
     _check_config(cfg)
     if reference not in REFERENCES:
         raise SweepError(f"reference: expected one of {', '.join(REFERENCES)}, got {reference!r}")
+    if interval not in INTERVALS:
+        raise SweepError(f"interval: expected one of {', '.join(INTERVALS)}, got {interval!r}")
     if samples not in SAMPLES:
         raise SweepError(f"samples: expected one of {', '.join(SAMPLES)}, got {samples!r}")
     limit = reference == "limit"
@@ -223,7 +232,7 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
         raise SweepError(f"level: expected a number in (0, 1), got {level!r}")
     return SweepOptions(tuple(ws), seeds, ref, coupling, every, distance_size, n_projections,
                         None if bandwidth is None else float(bandwidth), n_boot, float(level),
-                        reference, int(limit_nodes), int(limit_norm_nodes), samples)
+                        reference, int(limit_nodes), int(limit_norm_nodes), samples, interval)
 
 
 def reference_config(cfg: dict, opts: SweepOptions) -> dict:

@@ -16,7 +16,7 @@ from ..analysis import gap_dataframe, gap_xarray
 from .decomposition import Decomposition
 from .measures import output_gap
 from .options import SweepOptions, reference_config
-from .rates import width_label, extrapolate, fit_bias_rate, fit_rate
+from .rates import COVERAGE, FEW_SEEDS, width_label, extrapolate, fit_bias_rate, fit_rate
 
 # the [RZG] decomposition's terms, in the order of the Decomposition dataclass
 DECOMPOSITION_TERMS = tuple(f.name for f in fields(Decomposition) if f.name != "kappa")
@@ -257,7 +257,8 @@ class GapResult:
         o = self.options
         m = self.widths
         T, L = len(self.t), len(self.reference.features)
-        kw = dict(M=o.M, coupling=o.coupling, n_boot=o.n_boot, level=o.level)
+        kw = dict(M=o.M, coupling=o.coupling, n_boot=o.n_boot, level=o.level,
+                  interval=o.interval)
         series = {"function": self.function}
         for l in range(L):
             series[f"feature/{l + 1}"] = self.feature[..., l]
@@ -279,7 +280,8 @@ class GapResult:
                     fit = fit_rate(m, gj, seed=j, **kw)
                 for k in r:
                     r[k][j] = getattr(fit, k)
-            r.update(x=width_label(kw["M"], o.coupling), level=o.level, n_boot=o.n_boot)
+            r.update(x=width_label(kw["M"], o.coupling), level=o.level, n_boot=o.n_boot,
+                     interval=o.interval)
             rates[name] = r
         self.rates = rates
         ex = {"value": np.full(T, np.nan), "error": np.full(T, np.nan),
@@ -336,13 +338,20 @@ class GapResult:
         if self.rates:
             r = self.rates["function"]
             b = self.rates["bias"]
+            how = ("jackknife t interval over seeds" if r.get("interval") == "jackknife" else
+                   f"percentile bootstrap interval over seeds, {r['n_boot']} resamples")
             lines.append(f"rate of the function gap against {'the width ' if r['x'] == 'm' else 'the '}"
-                         f"{r['x']} ({100 * r['level']:.0f} % "
-                         f"bootstrap interval over seeds, {r['n_boot']} resamples):")
+                         f"{r['x']} ({100 * r['level']:.0f} % {how}):")
             for j in sorted({0, len(self.t) - 1}):
                 lines.append(f"  t = {self.t[j]:<10.4g} beta = {r['beta'][j]:.3f} "
                              f"[{r['beta_lo'][j]:.3f}, {r['beta_hi'][j]:.3f}];  bias (seed-averaged) "
                              f"beta = {b['beta'][j]:.3f} [{b['beta_lo'][j]:.3f}, {b['beta_hi'][j]:.3f}]")
+            if o.seeds < FEW_SEEDS:
+                cov = COVERAGE[o.interval]
+                lines.append(f"  note: with {o.seeds} seeds the intervals are too short: a "
+                             f"nominal 90 % {o.interval} interval covered the true rate "
+                             f"{100 * cov[5]:.0f} % of the time at 5 seeds and {100 * cov[10]:.0f} % "
+                             f"at 10 (`python -m benchmarks coverage`); use {FEW_SEEDS} seeds or more")
             ex = self.extrapolation.get("test_loss")
             if ex is not None and np.isfinite(ex["value"][-1]):
                 lines.append(f"test loss at the end extrapolated to m -> inf (in {ex['variable'][-1]}): "

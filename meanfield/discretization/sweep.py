@@ -495,7 +495,7 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling=None
           every=None, distance_size=None, n_projections: int = 64, bandwidth=None,
           n_boot: int = 1000, level: float = 0.9, reference: str = "network",
           limit_nodes: int = 16, limit_norm_nodes: int = 64, samples: str = "fixed",
-          path=None, overwrite: bool = False, scheduler=None, workers=None,
+          interval: str = "jackknife", path=None, overwrite: bool = False, scheduler=None, workers=None,
           progress=None, overrides=()):
     """Run a width sweep of an experiment configuration (a dict, a TOML path or text)
     and return its :class:`~meanfield.discretization.result.GapResult`.
@@ -521,7 +521,7 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling=None
                         coupling=coupling, every=every, distance_size=distance_size,
                         n_projections=n_projections, bandwidth=bandwidth, n_boot=n_boot,
                         level=level, reference=reference, limit_nodes=limit_nodes,
-                        limit_norm_nodes=limit_norm_nodes, samples=samples)
+                        limit_norm_nodes=limit_norm_nodes, samples=samples, interval=interval)
     check_memory(cfg, opts)   # everything the sweep will hold, before anything trains
     try:
         C.check_memory(reference_config(cfg, opts))
