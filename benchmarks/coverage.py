@@ -60,7 +60,7 @@ def intervals(widths, gaps, n_boot, level, seed):
     x = np.asarray(widths, dtype=float)
     lx = np.log(x) - np.log(x).mean()
     S = gaps.shape[1]
-    pct = fit_rate(x, gaps, n_boot=n_boot, level=level, seed=seed)
+    pct = fit_rate(x, gaps, n_boot=n_boot, level=level, seed=seed, interval="percentile")
 
     def beta_of(idx):
         g = gaps[:, np.asarray(idx, dtype=int)]
