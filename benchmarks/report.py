@@ -59,7 +59,8 @@ def build() -> str:
            "there. Machine of the last regeneration: " + _machine() + ".", "",
            "Commands: `python -m benchmarks science` (sections 1–3, 28 minutes (1662 s) in one run on 2 cores; "
            "`--quick` in about a minute, run by the test suite), `python -m benchmarks perf` "
-           "(section 4, 7 minutes), then `python -m benchmarks report`.", ""]
+           "(section 4, 7 minutes), `python -m benchmarks limit` (section 6) and `python -m "
+           "benchmarks coverage` (section 7, 3 minutes), then `python -m benchmarks report`.", ""]
     if notes:
         out += [notes, ""]
     out += ["## 1. [RZG]: 3 layers against 2 on ReLU(1 − ‖x‖)", "",
@@ -86,6 +87,16 @@ def build() -> str:
             "(adaptive thread count, OpenMP threads that spin briefly) and the behaviour before them "
             "(`spin-always`), against the serial kernels and JAX under the same load.", ""]
     out += [load] if load else ["(no results yet)"]
+    limit, coverage = _read("limit.md"), _read("coverage.md")
+    out += ["", "## 6. At the limit", "",
+            "`python -m benchmarks limit`: both papers' comparisons on the exact m, N → ∞ "
+            "flows of `meanfield.limit` (docs/math.md §8), trained on the population, each "
+            "with the difference to the same flow on rules with half the nodes.", ""]
+    out += [limit] if limit else ["(no results yet)"]
+    out += ["", "## 7. Honest intervals for the width rate", "",
+            "`python -m benchmarks coverage`: how often each interval of β contains the true "
+            "rate 1/2 at t = 0, against the exact limit.", ""]
+    out += [coverage] if coverage else ["(no results yet)"]
     return "\n".join(x for x in out if x is not None) + "\n"
 
 
