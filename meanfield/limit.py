@@ -16,23 +16,31 @@ the limit is a flow of the law ν of (r, c, v) on R₊ × R × R:
     ṙ = −η_u v E_ρ[e ρ A2(rρ, c)],   ċ = −η_c v E_ρ[e A1(rρ, c)],   v̇ = −η_v E_ρ[e A0(rρ, c)],
     ḃ = −η_b E_ρ[e].
 
-For ReLU the averages have closed forms (:func:`relu_averages`).  ν is discretised by a
-quadrature rule of its initial law (fixed weights, moving nodes) and E_ρ by a tanh–sinh
-rule of the norm law in its quantile variable, split at the target's kinks; the limit is then
-an ODE, a velocity field like any other for :mod:`solvers` (groups "1.u", holding
-r = ‖u‖, "1.c", "1.v" and "out.b": the names of the network's groups, so stages that
-freeze or rescale them apply unchanged, and a norm-ball projection of "1.u" acts on r
-exactly as on u), and its error is estimated by refining both rules
-(:func:`refinement_error`).  Explicit Euler commutes with the reduction (the velocity
-of u is parallel to u), so at equal dt the reduced scheme is the m → ∞ limit of the
-particle scheme itself.
+For ReLU the averages have closed forms (:func:`relu_averages`), for smooth activations a
+Gauss–Gegenbauer rule computes them (:func:`averages`, :func:`direction_rule`).  ν is
+discretised by a quadrature rule of its initial law (fixed weights, moving nodes) and E_ρ
+by a tanh–sinh rule of the norm law in its quantile variable, split at the target's
+kinks; the limit is then an ODE, a velocity field like any other for :mod:`solvers`
+(groups "1.u", holding r = ‖u‖, "1.c", "1.v" and "out.b": the names of the network's
+groups, so stages that freeze or rescale them apply unchanged, and a norm-ball
+projection of "1.u" acts on r exactly as on u), and its error is estimated by refining
+the rules (the width sweep against the limit integrates it with half the nodes as
+well).  Explicit Euler commutes with the reduction (the velocity of u is parallel to u),
+so at equal dt the reduced scheme is the m → ∞ limit of the particle scheme itself.
 
-Supported: two-layer ReLU networks (with or without biases and output bias), the norm
-laws ``Gaussian``, ``Ball``, ``Sphere``, ``SafranLeeDPrime`` and ``Radial`` with a scipy
-distribution, the
-radial targets (``ReluNorm``, ``BallIndicator``, ``RadialTarget`` with declared kinks),
-initial laws ``Gaussian`` (mean 0) and ``Sphere`` for u, and ``Gaussian`` or
-``Constant`` for c and v.  Anything else is refused with a one-line reason.
+:class:`TwoLayerLimit` is this flow; :class:`ThreeLayerLimit` the flow of an [RZG]
+network of two blocks, whose first block reduces the same way and whose second block
+(a, b, w) is integrated as it is (docs/math.md §8.1).
+
+Supported: first blocks with ReLU (closed form) or erf, tanh, sigmoid, softplus
+(quadrature), biases or not, an output bias, the identity or clipped output, frozen
+groups; the norm laws ``Gaussian``, ``Ball``, ``Sphere``, ``SafranLeeDPrime``,
+``Radial`` with a scipy distribution, and under bounded features (erf, tanh, sigmoid)
+the heavy-tailed ``EldanShamir`` and ``SafranLeeD``; the radial targets (``ReluNorm``,
+``BallIndicator``, ``RadialTarget`` with declared kinks); initial laws ``Gaussian``
+(mean 0) and ``Sphere`` for the first block's u, and ``Gaussian``, ``Constant`` or
+scalar ``Sphere`` laws for the other coordinates.  Anything else is refused with a
+one-line reason.
 """
 from __future__ import annotations
 
