@@ -649,7 +649,38 @@ def _smooth(activation: str, d: int, q: int):
     return (code, *direction_rule(d, q))
 
 
-class TwoLayerLimit:
+class _Field:
+    """What both limits share: time scales, the velocity at a state, the population loss
+    and the dissipation −dL/dt = Σ_g Σ_i w_i ‖V_i‖² / η_g (the output bias: V² / η)."""
+
+    def default_scales(self) -> np.ndarray:
+        return np.array([1.0 if g.trainable else 0.0 for g in self.groups])
+
+    def velocity(self, y=None, scales=None):
+        """(loss, velocity (size,)) at ``y`` (default: the initial state)."""
+        y = self.y0 if y is None else y
+        out = np.empty(self.size)
+        val = self(y, out, self.default_scales() if scales is None else scales)
+        return val, out
+
+    def loss(self, y) -> float:
+        """The population loss ½ E_ρ (F(ρ) − g(ρ))²."""
+        e = self.profile(y) - self.y_rho
+        return 0.5 * float(np.dot(self.wrho, e * e))
+
+    def dissipation(self, velocity, scales=None) -> float:
+        """−dL/dt along the flow at ``velocity`` (the field's output at a state)."""
+        scales = self.default_scales() if scales is None else np.asarray(scales)
+        total = 0.0
+        for g, eta in zip(self.groups, scales):
+            if eta == 0:
+                continue
+            V = g.view(velocity)
+            total += float(np.dot(self._group_weights(g), np.sum(V * V, axis=1))) / eta
+        return total
+
+
+class TwoLayerLimit(_Field):
     """The reduced population flow of a two-layer network (a velocity field).
 
     Parameters
@@ -750,10 +781,6 @@ class TwoLayerLimit:
         _forward(r, c, v, self.w, rho, self.d, self.z, self.code, self.sd, self.od, F, Fabs)   # serial
         return _output(self.output, F + b)[0]
 
-    def loss(self, y) -> float:
-        """The population loss ½ E_ρ (F(ρ) − g(ρ))²."""
-        e = self.profile(y) - self.y_rho
-        return 0.5 * float(np.dot(self.wrho, e * e))
 
     def __call__(self, y, out, scales, step: int = 0) -> float:
         r, c, v, b = self.split(y)
@@ -784,27 +811,8 @@ class TwoLayerLimit:
             out[3 * n] = -s[3] * float(np.dot(self.wrho, g))
         return 0.5 * float(np.dot(self.wrho, e * e))
 
-    def default_scales(self) -> np.ndarray:
-        return np.array([1.0 if g.trainable else 0.0 for g in self.groups])
-
-    def velocity(self, y=None, scales=None):
-        """(loss, velocity (size,)) at ``y`` (default: the initial state)."""
-        y = self.y0 if y is None else y
-        out = np.empty(self.size)
-        val = self(y, out, self.default_scales() if scales is None else scales)
-        return val, out
-
-    def dissipation(self, velocity, scales=None) -> float:
-        """−dL/dt along the flow: Σ_g Σ_i w_i V_i² / η_g (the output bias: V_b² / η_b)."""
-        scales = self.default_scales() if scales is None else np.asarray(scales)
-        total = 0.0
-        for i, (g, eta) in enumerate(zip(self.groups, scales)):
-            if eta == 0:
-                continue
-            V = g.view(velocity)[:, 0]
-            wts = self.w if g.name != "out.b" else np.ones(1)
-            total += float(np.dot(wts, V * V)) / eta
-        return total
+    def _group_weights(self, g) -> np.ndarray:
+        return np.ones(1) if g.name == "out.b" else self.w
 
     def conserved(self, y) -> np.ndarray:
         """v² − r² − c² of every node: constant along the exact flow of a ReLU network
@@ -836,7 +844,7 @@ class TwoLayerLimit:
 GROUPS_3 = ("1.u", "1.c", "1.v", "2.u", "2.c", "2.v")
 
 
-class ThreeLayerLimit:
+class ThreeLayerLimit(_Field):
     """The reduced population flow of an [RZG] network with two blocks (a velocity field).
 
     f(x) = ∫ w σ₂(a·h(x) + b) dμ₂ (+ b₀),  h(x) = ∫ v ReLU(u·x + c) dμ₁ ∈ R^k.  The first
@@ -965,10 +973,6 @@ class ThreeLayerLimit:
                       H, F, np.empty(rho.size), Gam)
         return [H, F[:, None]]
 
-    def loss(self, y) -> float:
-        """The population loss ½ E_ρ (F(ρ) − g(ρ))²."""
-        e = self.profile(y) - self.y_rho
-        return 0.5 * float(np.dot(self.wrho, e * e))
 
     def __call__(self, y, out, scales, step: int = 0) -> float:
         r, c, v, a, b, wv, b0 = self.split(y)
@@ -996,27 +1000,8 @@ class ThreeLayerLimit:
             out[g[6].start] = -s[6] * float(np.dot(self.wrho, es))
         return 0.5 * float(np.dot(self.wrho, e * e))
 
-    def default_scales(self) -> np.ndarray:
-        return np.array([1.0 if g.trainable else 0.0 for g in self.groups])
-
-    def velocity(self, y=None, scales=None):
-        """(loss, velocity (size,)) at ``y`` (default: the initial state)."""
-        y = self.y0 if y is None else y
-        out = np.empty(self.size)
-        val = self(y, out, self.default_scales() if scales is None else scales)
-        return val, out
-
-    def dissipation(self, velocity, scales=None) -> float:
-        """−dL/dt along the flow: Σ_g Σ_i w_i ‖V_i‖² / η_g (the output bias: V² / η)."""
-        scales = self.default_scales() if scales is None else np.asarray(scales)
-        total = 0.0
-        for g, eta in zip(self.groups, scales):
-            if eta == 0:
-                continue
-            V = g.view(velocity)
-            wts = np.ones(1) if g.name == "out.b" else (self.w1 if g.name[0] == "1" else self.w2)
-            total += float(np.dot(wts, np.sum(V * V, axis=1))) / eta
-        return total
+    def _group_weights(self, g) -> np.ndarray:
+        return np.ones(1) if g.name == "out.b" else (self.w1 if g.name[0] == "1" else self.w2)
 
     def clouds(self, y) -> list:
         """[(nodes (n₁, p₁), w1), (nodes (n₂, p₂), w2)]: each block's nodes in its trained
