@@ -354,7 +354,7 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
     g = sub.add_parser("gap", help="a width sweep: the gap between finite networks and a wide "
                        "reference, with rates", description="Train members of several widths and "
-                       "seeds and a wide reference through the same schedule, measure the gaps "
+                       "seeds and a reference (a wide network, or the exact limit) through the same schedule, measure the gaps "
                        "between them at every gap time, fit their rates in the width, and write "
                        "a gap file.")
     g.add_argument("config", nargs="?", metavar="CONFIG.toml")
@@ -366,7 +366,8 @@ def parser() -> argparse.ArgumentParser:
                    "(default: the configured widths)")
     g.add_argument("--reference", choices=["network", "limit"],
                    help="what the members are compared with: a wide network (default) or the "
-                   "exact m, N -> infinity limit (two-layer ReLU networks on radial problems)")
+                   "exact m, N -> infinity limit (networks of one or two blocks on "
+                   "rotation-invariant problems, docs/math.md section 8)")
     g.add_argument("--limit-nodes", type=int, metavar="N", help="the limit's nodes per coordinate "
                    "of its initial law (default 16)")
     g.add_argument("--limit-norm-nodes", type=int, metavar="N", help="the limit's nodes per piece "
