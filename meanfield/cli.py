@@ -353,10 +353,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(fn=cmd_run)
     g = sub.add_parser("gap", help="a width sweep: the gap between finite networks and a wide "
-                       "reference, with rates", description="Train members of several widths and "
-                       "seeds and a reference (a wide network, or the exact limit) through the same schedule, measure the gaps "
-                       "between them at every gap time, fit their rates in the width, and write "
-                       "a gap file.")
+                       "reference or the exact limit, with rates",
+                       description="Train members of several widths and seeds and a reference "
+                       "(a wide network, or the exact limit) through the same schedule, measure "
+                       "the gaps between them at every gap time, fit their rates in the width, "
+                       "and write a gap file.")
     g.add_argument("config", nargs="?", metavar="CONFIG.toml")
     g.add_argument("--preset", metavar="NAME", help="a shipped preset (see `meanfield presets`)")
     g.add_argument("--widths", metavar="W1,W2,...", help="member widths: 16,32,64 or 16,32,...,4096 "
