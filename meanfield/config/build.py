@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-
 import solvers
 
 from ..data import DISTRIBUTIONS
@@ -191,8 +190,9 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64, direction_nodes
     (:class:`meanfield.limit.TwoLayerLimit` for one block,
     :class:`meanfield.limit.ThreeLayerLimit` for two; docs/math.md §8), with ``nodes``
     nodes per coordinate of its initial-law rules, ``norm_nodes`` per piece of its
-    norm rule and ``direction_nodes`` in its direction rule (smooth first blocks).  ConfigError naming the key when the configuration is not a problem the
-    limit solver reduces: a mean-field network of one or two blocks with the squared
+    norm rule and ``direction_nodes`` in its direction rule (smooth first blocks).
+    ConfigError naming the key when the configuration is not a problem the limit
+    solver reduces: a mean-field network of one or two blocks with the squared
     loss, a radial law (a heavy-tailed one only under bounded features) and target, a
     rotation-invariant initial law of the first block's u, and stages without noise
     whose projections commute with rotations of u."""
