@@ -319,9 +319,23 @@ def cmd_presets(args) -> int:
         except P.PresetError as e:
             raise UsageError(str(e)) from None
         return 0
+    from .config import load
+
     for name in P.names():
-        print(f"{name:20s} {P.description(P.text(name))}")
-    print("\n`meanfield presets --show NAME` prints a preset's TOML (save it, edit it, run it)")
+        text = P.text(name)
+        cfg = load(text)
+        m, d = cfg["model"], cfg["data"]
+        dims = [m["d"]] + list(m["bottleneck"]) + [1]
+        params = sum(w * (dims[l] + 1 + dims[l + 1]) for l, w in enumerate(m["widths"])) \
+            + (1 if m["out_bias"] else 0)
+        steps = cfg["solver"].get("steps")
+        size = (f"{params} parameters (widths {m['widths']}), N = {d['n_train']}, "
+                + (f"{steps} steps" if steps else f"to t = {cfg['solver']['t_end']:g}"))
+        print(f"{name:20s} {P.description(text)}")
+        print(f"{'':20s} {size}; runtime {P.runtime(text).split(' (')[0] or 'not measured'}")
+    print("\nruntimes: measured with the kernels cached on the 2-core development machine "
+          "(`meanfield presets --show NAME` says how)")
+    print("`meanfield presets --show NAME` prints a preset's TOML (save it, edit it, run it)")
     return 0
 
 

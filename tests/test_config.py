@@ -1,5 +1,6 @@
 """Experiment configurations: validation errors, overrides, round trips, fuzzing."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -216,4 +217,9 @@ def test_presets_show_prints_the_toml_that_runs(capsys):
     err = capsys.readouterr().err
     assert "unknown preset 'nope'" in err and len(err.strip().splitlines()) == 1
     assert cli.main(["presets"]) == 0
-    assert "presets --show NAME" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "presets --show NAME" in out
+    for name in preset_names():   # each with its size and measured run time
+        i = out.index(name)
+        assert re.search(r"\d+ parameters \(widths \[.*\]\), N = \d+, .*; runtime \d+ s",
+                         out[i:].splitlines()[1]), name

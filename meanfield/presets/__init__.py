@@ -25,9 +25,19 @@ def text(name: str) -> str:
     return resources.files(__name__).joinpath(name + ".toml").read_text()
 
 
-def description(text: str) -> str:
-    """The ``# description:`` line of a preset's text ("" without one)."""
+def _comment(text: str, key: str) -> str:
     for line in text.splitlines():
-        if line.startswith("# description:"):
+        if line.startswith(f"# {key}:"):
             return line.split(":", 1)[1].strip()
     return ""
+
+
+def description(text: str) -> str:
+    """The ``# description:`` line of a preset's text ("" without one)."""
+    return _comment(text, "description")
+
+
+def runtime(text: str) -> str:
+    """The ``# runtime:`` line of a preset's text: how long its run took, measured, and
+    where ("" without one)."""
+    return _comment(text, "runtime")
