@@ -230,8 +230,9 @@ def run(args) -> dict:
         if "sl" in parts:
             res["sl"] = sl(p, bar)
     res["seconds"] = time.perf_counter() - t0
-    with open(os.path.join(args.out, "limit.json"), "w") as f:
-        json.dump(res, f, indent=1, default=float)
+    with open(os.path.join(args.out, "limit.json"), "w") as f:   # compact: it holds the curves
+        json.dump(res, f, separators=(",", ":"), default=float)
+        f.write("\n")
     with open(os.path.join(args.out, "limit.md"), "w") as f:
         f.write(report(res) + "\n")
     return res
