@@ -663,10 +663,24 @@ class _Field:
         val = self(y, out, self.default_scales() if scales is None else scales)
         return val, out
 
+    def f_and_blocks(self, y, rho=None):
+        """(F (K,), block outputs): f(x) at ‖x‖ = ρ and :meth:`block_outputs`, from one
+        forward pass (default ρ: the norm rule's nodes)."""
+        blocks = self.block_outputs(y, rho)
+        return _output(self.output, blocks[-1][:, 0] + self._out_bias(y))[0], blocks
+
+    def profile(self, y, rho=None) -> np.ndarray:
+        """F(ρ) = f(x) at ‖x‖ = ρ (default: the norm rule's nodes), shape like ``rho``."""
+        return self.f_and_blocks(y, rho)[0]
+
+    def loss_of(self, F) -> float:
+        """½ E_ρ (F(ρ) − g(ρ))² for F on the norm rule's nodes (:meth:`profile`)."""
+        e = F - self.y_rho
+        return 0.5 * float(np.dot(self.wrho, e * e))
+
     def loss(self, y) -> float:
         """The population loss ½ E_ρ (F(ρ) − g(ρ))²."""
-        e = self.profile(y) - self.y_rho
-        return 0.5 * float(np.dot(self.wrho, e * e))
+        return self.loss_of(self.profile(y))
 
     def dissipation(self, velocity, scales=None) -> float:
         """−dL/dt along the flow at ``velocity`` (the field's output at a state)."""
@@ -773,14 +787,8 @@ class TwoLayerLimit(_Field):
         b = float(y[3 * n]) if self.has_out_bias else 0.0
         return y[:n], y[n:2 * n], y[2 * n:3 * n], b
 
-    def profile(self, y, rho=None) -> np.ndarray:
-        """F(ρ) = f(x) at ‖x‖ = ρ (default: the norm rule's nodes), shape like ``rho``."""
-        r, c, v, b = self.split(y)
-        rho = self.rho if rho is None else np.atleast_1d(np.asarray(rho, dtype=float))
-        F, Fabs = np.empty_like(rho), np.empty_like(rho)
-        _forward(r, c, v, self.w, rho, self.d, self.z, self.code, self.sd, self.od, F, Fabs)   # serial
-        return _output(self.output, F + b)[0]
-
+    def _out_bias(self, y) -> float:
+        return self.split(y)[3]
 
     def __call__(self, y, out, scales, step: int = 0) -> float:
         r, c, v, b = self.split(y)
@@ -948,20 +956,14 @@ class ThreeLayerLimit(_Field):
         return (views[0][:, 0], views[1][:, 0], views[2], views[3], views[4][:, 0],
                 views[5][:, 0], b0)
 
+    def _out_bias(self, y) -> float:
+        return self.split(y)[6]
+
     def features(self, y, rho=None):
         """(H (K, k), F (K,)): the first block's feature and f (with the output bias) at
         the norms ``rho`` (default: the norm rule's nodes)."""
-        r, c, v, a, b, wv, b0 = self.split(y)
-        rho = self.rho if rho is None else np.atleast_1d(np.asarray(rho, dtype=float))
-        H, F, Gam = np.empty((rho.size, self.k)), np.empty(rho.size), np.empty((rho.size, self.k))
-        _deep_forward(r, c, np.ascontiguousarray(v), self.w1, np.ascontiguousarray(a), b, wv,
-                      self.w2, rho, self.d, self.z, self.code1, self.sd, self.od, self.code2,
-                      H, F, np.empty(rho.size), Gam)
-        return H, _output(self.output, F + b0)[0]
-
-    def profile(self, y, rho=None) -> np.ndarray:
-        """F(ρ) = f(x) at ‖x‖ = ρ (default: the norm rule's nodes)."""
-        return self.features(y, rho)[1]
+        F, blocks = self.f_and_blocks(y, rho)
+        return blocks[0], F
 
     def block_outputs(self, y, rho=None) -> list:
         """[H (K, k), F − b₀ (K, 1)]: both blocks' outputs at the norms ``rho``."""

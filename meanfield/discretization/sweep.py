@@ -140,10 +140,11 @@ def run_limit_reference(cfg: dict, opts: SweepOptions) -> Trace:
         rows["step"].append(st.step)
         rows["t"].append(st.t)
         rows["theta"].append(st.y.copy())
-        rows["outputs"].append(lim.profile(st.y, norms))
-        rows["features"].append(lim.block_outputs(st.y, norms))
-        rows["loss"].append(lim.loss(st.y))
+        f, blocks = lim.f_and_blocks(st.y, norms)   # one forward pass on the test norms
+        rows["outputs"].append(f)
+        rows["features"].append(blocks)
         rows["fine"].append(lim.profile(st.y))   # F on the fine norm rule's nodes
+        rows["loss"].append(lim.loss_of(rows["fine"][-1]))
         rows["clouds"].append(lim.clouds(st.y))
 
     final, status, message = _gap_loop(exp, lim, lim.y0, opts.every, hook)
