@@ -319,15 +319,13 @@ def cmd_presets(args) -> int:
         except P.PresetError as e:
             raise UsageError(str(e)) from None
         return 0
-    from .config import load
+    from .config import load, parameter_count
 
     for name in P.names():
         text = P.text(name)
         cfg = load(text)
         m, d = cfg["model"], cfg["data"]
-        dims = [m["d"]] + list(m["bottleneck"]) + [1]
-        params = sum(w * (dims[l] + 1 + dims[l + 1]) for l, w in enumerate(m["widths"])) \
-            + (1 if m["out_bias"] else 0)
+        params = parameter_count(cfg)
         steps = cfg["solver"].get("steps")
         size = (f"{params} parameters (widths {m['widths']}), N = {d['n_train']}, "
                 + (f"{steps} steps" if steps else f"to t = {cfg['solver']['t_end']:g}"))

@@ -14,7 +14,7 @@ key).  Three modules, one job each:
 import os
 
 from .build import (available_memory, build, check_memory, context, estimate_memory, frozen_groups,
-                    init_laws, make_data, make_distribution, make_limit, make_network,
+                    init_laws, make_data, make_distribution, make_limit, make_network, parameter_count,
                     make_schedule, make_target)
 from .schema import METHODS, SEED_KEYS, ConfigError, resolve
 from .toml import apply_overrides, dumps, dumps_raw, parse_toml
@@ -50,5 +50,5 @@ def load_config(source, overrides=()) -> dict:
 
 __all__ = ["ConfigError", "available_memory", "METHODS", "SEED_KEYS", "apply_overrides", "build", "check_memory",
            "context", "estimate_memory",
-           "dumps", "dumps_raw", "frozen_groups", "init_laws", "make_limit", "load", "load_config", "make_data", "make_distribution",
+           "dumps", "dumps_raw", "frozen_groups", "init_laws", "make_limit", "parameter_count", "load", "load_config", "make_data", "make_distribution",
            "make_network", "make_schedule", "make_target", "parse_toml", "resolve"]

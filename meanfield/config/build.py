@@ -55,6 +55,16 @@ def frozen_groups(cfg: dict) -> set:
     return {groups[i].name for i in solvers.match_groups(groups, m["freeze"])}
 
 
+def parameter_count(cfg: dict, widths=None) -> int:
+    """P, the length of the parameter vector of ``[model]`` (at other ``widths``):
+    Σ_l m_l (k_{l−1} + 1 + k_l), and the output bias."""
+    mc = cfg["model"]
+    dims = [mc["d"]] + list(mc["bottleneck"]) + [1]
+    widths = mc["widths"] if widths is None else widths
+    return sum(m * (dims[l] + 1 + dims[l + 1]) for l, m in enumerate(widths)) \
+        + (1 if mc["out_bias"] else 0)
+
+
 def init_laws(cfg: dict, l: int) -> dict:
     """The initial laws {"u", "c", "v"} of block ``l`` (1-based): ``model.init`` where it
     names them, else u ~ N(0, I/k_in), c, v ~ N(0, 1)."""

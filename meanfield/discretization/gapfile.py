@@ -221,10 +221,6 @@ def _check_shapes(res: GapResult, path) -> None:
     dims = [cfg["model"]["d"]] + list(cfg["model"]["bottleneck"]) + [1]
     W, S, L, N = o.W, o.seeds, len(dims) - 1, res.x_test.shape[0]
 
-    def params(widths):
-        return sum(m * (dims[l] + 1 + dims[l + 1]) for l, m in enumerate(widths)) \
-            + (1 if cfg["model"]["out_bias"] else 0)
-
     def expect(name, arr, shape):
         got = np.shape(arr)
         if got != tuple(shape):
@@ -239,7 +235,7 @@ def _check_shapes(res: GapResult, path) -> None:
     ref = res.reference
     if ref is not None:
         T = len(ref.t)
-        P = params(o.reference_width)
+        P = C.parameter_count(cfg, o.reference_width)
         if o.limit:   # the limit's state and weights, as its rules give them
             try:
                 lim = C.make_limit(cfg, nodes=o.limit_nodes, norm_nodes=o.limit_norm_nodes)
@@ -274,7 +270,7 @@ def _check_shapes(res: GapResult, path) -> None:
                 expect(f"/gap/extrapolation/test_loss/{k}", ex[k], (T,))
             expect("/gap/extrapolation/test_loss/variable", ex["variable"], (T,))
     for w in np.flatnonzero(res.done):
-        expect(f"/members/{w}/theta", res.theta[w], (S, params(o.widths[w])))
+        expect(f"/members/{w}/theta", res.theta[w], (S, C.parameter_count(cfg, o.widths[w])))
         if res.sigma[w] is not None:
             for l, sg in enumerate(res.sigma[w]):
                 expect(f"/members/{w}/sigma/{l + 1}", sg, (S, o.widths[w][l]))
