@@ -1,4 +1,4 @@
-"""The ``meanfield`` command line: run, gap, info, plot, presets.
+"""The ``meanfield`` command line: run, gap, info, plot, close, presets.
 
 Exit codes: 0 success; 1 the run diverged or failed (a write to the run file failed:
 full disk, I/O error; the file keeps its last checkpoint); 2 bad input (configuration,
@@ -237,6 +237,10 @@ def cmd_info(args) -> int:
         print(f"{r.path}: meanfield run, format version {r.version}, "
               f"written by meanfield {r.attrs['package_version']} on {r.attrs['created']}")
         print(f"status: {r.status}" + (f" ({r.message})" if r.message else ""))
+        if r.unclosed:
+            from .store.runfile import CLOSE_HINT
+
+            print("note: " + CLOSE_HINT.format(path=r.path))
         net = r.template()
         print(f"model: d={net.d}, widths={list(net.widths)}, dims={list(net.dims)}, "
               f"activations={[b.activation for b in net.blocks]}, output={net.output}, "
@@ -309,6 +313,23 @@ def cmd_plot(args) -> int:
             files = _write_figures(outdir, lambda: plots.plot_run(r, outdir, snaps))
     for fpath in files:
         print(fpath)
+    return 0
+
+
+def cmd_close(args) -> int:
+    from .store import H5Recorder, LockedError, RunFileError
+
+    if _gap_file(args.run):
+        print(f"{args.run}: a gap file is written whole; it is always closed")
+        return 0
+    try:
+        done = H5Recorder.seal(args.run)
+    except (RunFileError, LockedError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{args.run}: cannot rewrite ({e.strerror or e})") from None
+    print(f"{args.run}: {done}" + (" (every recorded row kept; status: interrupted)"
+                                   if done == "closed" else ""))
     return 0
 
 
@@ -425,6 +446,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshots", metavar="I,J,...", help="snapshot rows for particle clouds "
                    "(default: first and last)")
     p.set_defaults(fn=cmd_plot)
+    c = sub.add_parser("close", help="close a run file whose writer died, so that every HDF5 "
+                       "tool opens it",
+                       description="A writer killed without closing its run file (SIGKILL, a "
+                       "power cut) leaves HDF5's 'open for writing' flag set: plain h5py, "
+                       "xarray and h5dump then refuse the file ('file is already open for "
+                       "write'). This rewrites it with every recorded row, snapshot and its "
+                       "checkpoint, as a closed file (status: interrupted; it still resumes).")
+    c.add_argument("run", metavar="RUN.h5")
+    c.set_defaults(fn=cmd_close)
     s = sub.add_parser("presets", help="list the shipped experiment presets, or print one")
     s.add_argument("--show", metavar="NAME", help="print the preset's TOML text")
     s.set_defaults(fn=cmd_presets)

@@ -275,6 +275,10 @@ def test_stopped_in_the_first_second(tmp_path, sig):
             with open_run(out) as r:
                 assert r.checkpoint(), "a run file without a checkpoint"
                 done = r.status == "complete"
+                rows = {k: np.asarray(v) for k, v in r.series.items()}
+                unclosed = r.unclosed
+            if sig == signal.SIGKILL and not done:
+                _close_killed(out, rows, unclosed)
             if not done:
                 assert cli("run", "--resume", out, "-q")[0] == 0
         with open_run(out) as a, open_run(ref) as b:
@@ -282,6 +286,28 @@ def test_stopped_in_the_first_second(tmp_path, sig):
             assert a.network(-1).theta.tobytes() == b.network(-1).theta.tobytes()
         leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".run")]
         assert sig == signal.SIGKILL or leftovers == [], leftovers
+
+
+def _close_killed(out, rows, unclosed):
+    """A file whose writer was SIGKILLed: plain h5py refuses it while HDF5's write flag
+    is set; `meanfield close` (H5Recorder.seal) rewrites it so that plain h5py and
+    xarray open it, with every row the reader saw before and a checkpoint to resume."""
+    from meanfield._h5lock import status_flags
+    from meanfield.store import H5Recorder
+
+    assert unclosed == (status_flags(out) != 0)
+    if unclosed:
+        with pytest.raises(OSError, match="already open for write"):
+            h5py.File(out, "r")
+    assert H5Recorder.seal(out) == ("closed" if unclosed else "already closed")
+    assert status_flags(out) == 0
+    with h5py.File(out, "r") as f:   # plain h5py, no SWMR
+        n = int(f["progress/counters"][0])
+        assert n == len(rows["step"])
+        for k, v in rows.items():
+            assert np.array_equal(f["series"][k][:n], v, equal_nan=True), k
+    with open_run(out) as r:
+        assert r.status == "interrupted" and not r.unclosed and r.checkpoint()
 
 
 # -- 5. hostile files and arguments --------------------------------------------------------------------
@@ -561,6 +587,34 @@ def _killed_run(tmp_path, out):
     proc.wait()
     assert status_flags(out) != 0
     return cfg
+
+
+def test_meanfield_close_opens_a_killed_run_to_every_tool(tmp_path):
+    """`meanfield info` on a file whose writer was SIGKILLed names the command; `meanfield
+    close` makes plain h5py and xarray (h5netcdf) open it, keeping every row; a second
+    close changes nothing; bad input is one line with exit code 2."""
+    out = tmp_path / "killed.h5"
+    _killed_run(tmp_path, out)
+    rc, so, err = cli("info", out)
+    assert rc == 0 and f"meanfield close {out}" in so, (so, err)
+    with open_run(out) as r:
+        n, rows = r.n_series, np.asarray(r.series["loss"])
+        assert f"meanfield close {out}" in repr(r)
+    rc, so, err = cli("close", out)
+    assert (rc, err) == (0, "") and so.strip() == f"{out}: closed (every recorded row kept; " \
+        "status: interrupted)", so
+    with h5py.File(out, "r") as f:
+        assert np.array_equal(f["series/loss"][:n], rows)
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    with xr.open_dataset(out, group="series", engine="h5netcdf") as ds:
+        assert np.array_equal(ds["loss"].values[:n], rows)
+    before = out.read_bytes()
+    assert cli("close", out)[:2] == (0, f"{out}: already closed\n")
+    assert out.read_bytes() == before
+    for bad, why in ((tmp_path / "none.h5", "No such file"), (tmp_path / "long.toml", "not")):
+        rc, so, err = cli("close", bad)
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and why in err, err
 
 
 @pytest.mark.parametrize("case", ["run", "run --force", "rewriting resume", "gap", "gap --force",

@@ -35,6 +35,8 @@ STATE_FIELDS = ("t", "step", "loss", "stage", "stage_t0", "stage_step0", "dt", "
 FLOAT_FIELDS = ("t", "loss", "stage_t0", "dt", "wall_time")      # /checkpoint/<slot>/floats
 INT_FIELDS = ("step", "stage", "stage_step0", "rejected")         # /checkpoint/<slot>/ints
 MESSAGE_BYTES = 1024
+CLOSE_HINT = ("its writer died without closing it: plain h5py, xarray and h5dump refuse it "
+              "until 'meanfield close {path}' (no row is lost)")
 
 
 class RunFileError(ValueError):
@@ -302,6 +304,62 @@ class H5Recorder(Recorder):
         rec = cls(f, network, record, test_loss, wall_offset=float(ck["wall_time"]), lock=lock,
                   path=path)
         return rec, state
+
+    @classmethod
+    def seal(cls, path) -> str:
+        """Close a run file whose writer died, so that every HDF5 tool opens it.
+
+        A writer killed without closing its file (SIGKILL, a power cut) leaves the
+        superblock's "open for writing" flag set; HDF5 then refuses a plain
+        ``h5py.File(path, "r")`` (and so xarray, pandas and ``h5dump``) with "file is
+        already open for write", and only SWMR readers such as :func:`open_run` read it.
+        This rewrites the file as :meth:`resume` would, but keeps *every* row its
+        counters cover (none is lost: rows past the checkpoint stay, and a later resume
+        drops and recomputes them as usual), every snapshot, the checkpoint with its wall
+        time, the data, configuration text and seeds; its status becomes "interrupted".
+        The new file is written beside the old one and renamed over it.
+
+        Returns what was done, in words: "closed" or "already closed" (a file closed
+        by its writer, or sealed before, is left untouched).  Raises
+        :class:`LockedError` if a process is writing the file now, :class:`RunFileError`
+        if it is not a readable run file of the current format.
+        """
+        from types import SimpleNamespace
+
+        lock = WriterLock(path).acquire()
+        try:
+            if status_flags(path) == 0:
+                with Run(path):   # a readable run file, or the reader's one-line error
+                    pass
+                lock.release()
+                return "already closed"
+            with Run(path) as r:
+                if r.version != FORMAT_VERSION:
+                    raise RunFileError(f"{path}: written in format version {r.version}; this "
+                                       f"meanfield rewrites version {FORMAT_VERSION} files only")
+                network = r.template()
+                content = cls._content(r, r.n_series, r.n_snapshots)
+                ck = r.checkpoint()
+                comp = r.f["snapshots/blocks/1/u"].compression or "none"
+                message = r.message
+            content["wall_time"] = float(ck["wall_time"]) if ck else 0.0
+            rec = cls.create(path, network=network, record={"compression": comp},
+                             overwrite=True, lock=lock, content=content, **content.pop("file"))
+        except BaseException:
+            lock.release()
+            raise
+        try:
+            if ck:
+                state = SimpleNamespace(y=ck["theta"], **{k: ck[k] for k in FLOAT_FIELDS + INT_FIELDS
+                                                           if k != "wall_time"})
+                write_checkpoint(rec._ds, 0, state, float(ck["wall_time"]))
+                rec.slot = 0
+            rec._status("interrupted", message or "the writer died; the file was closed by "
+                        "'meanfield close'")
+            rec._commit(True)
+        finally:
+            rec.close()
+        return "closed"
 
     @staticmethod
     def _content(r, ns, nn) -> dict:
@@ -617,6 +675,9 @@ class Run:
             st = "running" if writer_alive(self.path) else "interrupted"
         self.status = st
         self.message = msg
+        # a writer that died leaves HDF5's "open for writing" flag: plain h5py, xarray and
+        # h5dump refuse the file until `meanfield close` rewrites it (H5Recorder.seal)
+        self.unclosed = st == "interrupted" and self.version > 1 and status_flags(self.path) != 0
         self.series = {k: Rows(v, n_series) for k, v in f["series"].items()}
         sn = f["snapshots"]
         self.snapshots = {"step": Rows(sn["step"], n_snapshots), "t": Rows(sn["t"], n_snapshots)}
@@ -636,7 +697,8 @@ class Run:
         except RunFileError:
             arch = ""
         return (f"<Run {self.status}: {self.path}, format {self.version}{arch}, "
-                f"{self.n_series} series rows, {self.n_snapshots} snapshots>")
+                f"{self.n_series} series rows, {self.n_snapshots} snapshots"
+                + (f"; {CLOSE_HINT.format(path=self.path)}" if self.unclosed else "") + ">")
 
     def to_dataframe(self):
         """The series as a pandas DataFrame indexed by step (:func:`meanfield.analysis.
