@@ -275,10 +275,6 @@ def test_stopped_in_the_first_second(tmp_path, sig):
             with open_run(out) as r:
                 assert r.checkpoint(), "a run file without a checkpoint"
                 done = r.status == "complete"
-                rows = {k: np.asarray(v) for k, v in r.series.items()}
-                unclosed = r.unclosed
-            if sig == signal.SIGKILL and not done:
-                _close_killed(out, rows, unclosed)
             if not done:
                 assert cli("run", "--resume", out, "-q")[0] == 0
         with open_run(out) as a, open_run(ref) as b:
@@ -288,26 +284,49 @@ def test_stopped_in_the_first_second(tmp_path, sig):
         assert sig == signal.SIGKILL or leftovers == [], leftovers
 
 
-def _close_killed(out, rows, unclosed):
-    """A file whose writer was SIGKILLed: plain h5py refuses it while HDF5's write flag
-    is set; `meanfield close` (H5Recorder.seal) rewrites it so that plain h5py and
-    xarray open it, with every row the reader saw before and a checkpoint to resume."""
+def test_killed_at_several_moments_close_opens_to_plain_h5py_and_resumes(tmp_path):
+    """SIGKILL at several moments after the file appears: plain h5py refuses the file
+    while HDF5's write flag is set; H5Recorder.seal (`meanfield close`) rewrites it so
+    that plain h5py opens it with every row the SWMR reader saw, and the closed file
+    resumes to the uninterrupted run's particles, bit for bit."""
     from meanfield._h5lock import status_flags
     from meanfield.store import H5Recorder
 
-    assert unclosed == (status_flags(out) != 0)
-    if unclosed:
+    cfg = config(tmp_path, LONG.replace("steps = 20000", "steps = 3000"))
+    ref = tmp_path / "ref.h5"
+    assert cli("run", cfg, "-o", ref, "-q")[0] == 0
+    with open_run(ref) as b:
+        final = b.network(-1).theta.tobytes()
+    closed = 0
+    for i, delay in enumerate((0.0, 0.1, 0.3, 0.6)):
+        out = tmp_path / f"run{i}.h5"
+        proc = spawn("run", cfg, "-o", out, "-q")
+        deadline = time.time() + 300
+        while not out.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.005)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        with open_run(out) as r:
+            if r.status == "complete":
+                continue
+            assert r.unclosed and status_flags(out) != 0
+            rows = {k: np.asarray(v) for k, v in r.series.items()}
         with pytest.raises(OSError, match="already open for write"):
             h5py.File(out, "r")
-    assert H5Recorder.seal(out) == ("closed" if unclosed else "already closed")
-    assert status_flags(out) == 0
-    with h5py.File(out, "r") as f:   # plain h5py, no SWMR
-        n = int(f["progress/counters"][0])
-        assert n == len(rows["step"])
-        for k, v in rows.items():
-            assert np.array_equal(f["series"][k][:n], v, equal_nan=True), k
-    with open_run(out) as r:
-        assert r.status == "interrupted" and not r.unclosed and r.checkpoint()
+        assert H5Recorder.seal(out) == "closed"
+        closed += 1
+        with h5py.File(out, "r") as f:   # plain h5py, no SWMR
+            n = int(f["progress/counters"][0])
+            assert n == len(rows["step"])
+            for k, v in rows.items():
+                assert np.array_equal(f["series"][k][:n], v, equal_nan=True), k
+        with open_run(out) as r:
+            assert r.status == "interrupted" and not r.unclosed and r.checkpoint()
+        assert cli("run", "--resume", out, "-q")[0] == 0
+        with open_run(out) as a:
+            assert a.status == "complete" and a.network(-1).theta.tobytes() == final
+    assert closed >= 2, closed
 
 
 # -- 5. hostile files and arguments --------------------------------------------------------------------
