@@ -294,7 +294,7 @@ def cmd_plot(args) -> int:
         outdir = _figure_folder(args)
         if res.reference is None or not res.done.any():
             raise UsageError(f"{args.run}: no finished width yet; nothing to plot")
-        files = _write_figures(outdir, lambda: plots.plot_gap(res, outdir))
+        files = _write_figures(outdir, lambda: plots.plot_gap(res, outdir, args.format))
     else:
         with _open(args.run) as r:
             outdir = _figure_folder(args)
@@ -310,7 +310,7 @@ def cmd_plot(args) -> int:
                 for s in snaps:
                     if not -r.n_snapshots <= s < r.n_snapshots:
                         raise UsageError(f"--snapshots: {s} out of range (the run has {r.n_snapshots})")
-            files = _write_figures(outdir, lambda: plots.plot_run(r, outdir, snaps))
+            files = _write_figures(outdir, lambda: plots.plot_run(r, outdir, snaps, args.format))
     for fpath in files:
         print(fpath)
     return 0
@@ -440,11 +440,13 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("run", metavar="FILE.h5")
     i.add_argument("--config", action="store_true", help="also print the stored configuration")
     i.set_defaults(fn=cmd_info)
-    p = sub.add_parser("plot", help="PNG figures of a run or gap file")
+    p = sub.add_parser("plot", help="figures of a run or gap file (PNG, PDF or SVG)")
     p.add_argument("run", metavar="FILE.h5")
     p.add_argument("-o", "--output", metavar="DIR", help="folder for the figures (default RUN-plots)")
     p.add_argument("--snapshots", metavar="I,J,...", help="snapshot rows for particle clouds "
                    "(default: first and last)")
+    p.add_argument("--format", choices=["png", "pdf", "svg"], default="png",
+                   help="file format of the figures (default png)")
     p.set_defaults(fn=cmd_plot)
     c = sub.add_parser("close", help="close a run file whose writer died, so that every HDF5 "
                        "tool opens it",

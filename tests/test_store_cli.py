@@ -208,7 +208,8 @@ def test_cli_smoke_every_subcommand(tmp_path, capsys):
     plots = tmp_path / "figs"
     assert run_cli("plot", out, "-o", plots, "--snapshots", "0,1,-1") == 0
     files = sorted(os.listdir(plots))
-    assert files == ["function.png", "loss.png", "movement.png", "particles-block1.png"]
+    assert files == ["function.png", "loss.png", "movement.png", "particles-block1.png",
+                     "velocity.png"]
     for f in files:
         assert (plots / f).stat().st_size > 5000
         assert (plots / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -312,6 +313,71 @@ def test_figures_keep_the_process_backend_and_make_their_folder(tmp_path):
     assert backend == "svg" and pyplot_loaded == "False"
     assert int(n_run) >= 3 and int(n_gap) >= 3
     assert len(list((tmp_path / "new" / "run").glob("*.png"))) == int(n_run)
+
+
+def test_figures_draw_into_given_axes_name_their_run_and_warn_nothing(tmp_path, capsys):
+    """Each figure function draws into the Axes or Figure it is given and returns it; every
+    title names the run; no warning is raised (warnings are errors here); a frozen first
+    block's zero coupling gap is left out with a footnote, not an empty panel; the t = 0
+    histogram has its own range; --format pdf and svg write those formats."""
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    from meanfield import plots
+    from meanfield.discretization import open_gap
+
+    run = tmp_path / "frozen.h5"
+    small = ["solver.steps=20", "data.n_train=64", "data.n_test=32", "model.widths=[32, 16]",
+             "record.snapshot_every=10", 'model.freeze=["1.u", "1.c", "1.v"]']
+    exp = mf.from_config(mf.presets.text("relu-norm-3layer"), small)
+    mf.run(exp, run)
+    gap = tmp_path / "g.h5"
+    assert cli.main(["gap", "--preset", "relu-norm-3layer", *[a for o in small for a in ("--set", o)],
+                     "--widths", "8,16", "--seeds", "3", "--reference-width", "32",
+                     "-o", str(gap), "-q"]) == 0
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with mf.open_run(run) as r:
+            fig = Figure()
+            ax = fig.subplots()
+            for draw in (plots.loss_axes, plots.velocity_axes, plots.function_axes,
+                         plots.movement_axes):
+                ax.clear()
+                assert draw(r, ax=ax) is ax
+                assert "frozen.h5, d = 8, widths 32×16" in ax.get_title()
+            pf = plots.particles_figure(r, 2)
+            assert "frozen.h5" in pf.get_suptitle()
+            hist_ranges = [(a.patches[0].get_x(), a.patches[-1].get_x() + a.patches[-1].get_width())
+                           for a in pf.axes if a.get_title().startswith("v₁ at")]
+            for i, lims in zip((0, -1), hist_ranges):   # each time on the range of its own law
+                assert lims == pytest.approx(plots._limits(np.asarray(r.snapshots["2.v"][i])))
+            with pytest.raises(ValueError, match="blocks 1 to 2"):
+                plots.particles_figure(r, 3)
+        res = open_gap(gap)
+        gf = plots.gap_width_figure(res)
+        titles = [a.get_title() for a in gf.axes if a.get_title()]
+        assert "coupling gap, block 1" not in titles and "function gap ‖f_m − f_M‖" in titles
+        assert "coupling gap, block 1" in gf.get_supxlabel()
+        assert all(a.has_data() for a in gf.axes if a.get_title())
+        ax = Figure().subplots()
+        assert plots.beta_axes(res, ax=ax) is ax and "g.h5" in ax.get_title()
+        for fn in (plots.gap_time_figure, plots.decomposition_figure):
+            f = Figure()
+            assert fn(res, fig=f) is f and "g.h5" in f.get_suptitle()
+    for fmt, magic in (("pdf", b"%PDF"), ("svg", b"<?xml")):
+        folder = tmp_path / fmt
+        assert cli.main(["plot", str(run), "-o", str(folder), "--format", fmt]) == 0
+        assert cli.main(["plot", str(gap), "-o", str(folder), "--format", fmt]) == 0
+        written = sorted(p.name for p in folder.iterdir())
+        assert {"loss", "velocity", "movement", "gap-vs-width", "beta"} <= {w.rsplit(".", 1)[0] for w in written}
+        assert all(w.endswith("." + fmt) for w in written)
+        assert all((folder / w).read_bytes()[:len(magic)] == magic for w in written)
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="format"):
+        with mf.open_run(run) as r:
+            plots.plot_run(r, str(tmp_path / "x"), format="jpg")
 
 
 def test_a_schedule_that_ends_before_the_steps_says_so(tmp_path, capsys):
