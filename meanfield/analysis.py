@@ -22,28 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout import PARAMS, group_name
-
-SERIES_ATTRS = {
-    "loss": ("training loss", "1"),
-    "test_loss": ("test loss", "1"),
-    "wall_time": ("wall-clock time since the run started", "s"),
-    "velocity_norm": ("L2(mu_l) norm of block l's velocity", "1"),
-}
-GAP_ATTRS = {
-    "function": ("RMS gap ||f_m - f_M|| on the test sample", "1"),
-    "loss_train": ("training loss gap L_m - L_M", "1"),
-    "loss_test": ("test loss gap L_m - L_M", "1"),
-    "feature": ("feature gap of block l on the test sample", "1"),
-    "coupling": ("coupling gap of block l (subsample coupling)", "1"),
-    "w2": ("Wasserstein-2 distance between the block's particle clouds", "1"),
-    "sliced_w2": ("sliced Wasserstein-2 distance between the block's particle clouds", "1"),
-    "mmd2": ("MMD^2 (Gaussian kernel) between the block's particle clouds", "1"),
-    "outputs": ("f_m on the test sample", "1"),
-    "w2_floor": ("W2 between two disjoint samples of the reference's cloud (noise floor)", "1"),
-    "sliced_w2_floor": ("sliced W2 between two disjoint samples of the reference's cloud", "1"),
-}
-
+from .layout import GAP_ATTRS, PARAMS, SERIES_ATTRS, group_name
 
 def _need(module: str):
     import importlib

@@ -111,3 +111,45 @@ def test_the_core_works_without_pandas_and_xarray(run_file):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["11", "this export needs pandas: pip install 'meanfield[analysis]'"]
+
+
+def test_new_files_carry_netcdf_dimensions_and_units(tmp_path):
+    """A new run file and a new gap file open in xarray's h5netcdf engine (a single
+    group and the whole tree) with named dimensions, their coordinates, long names and
+    units, and no phony dimension anywhere (warnings are errors: h5netcdf warns when it
+    has to invent dimension names)."""
+    pytest.importorskip("h5netcdf")
+    import warnings
+
+    run = tmp_path / "r.h5"
+    mf.run(TINY, run)
+    gap = tmp_path / "g.h5"
+    res = mf.sweep(TINY, widths=[4, 6], seeds=3, reference_width=8, path=gap, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with xr.open_dataset(run, group="series", engine="h5netcdf") as ds, mf.open_run(run) as r:
+            assert dict(ds.sizes) == {"step": r.n_series, "block": 2}
+            assert list(ds["step"].values) == list(np.asarray(r.series["step"]))
+            assert ds["velocity_norm"].dims == ("step", "block")
+            assert ds["loss"].attrs == {"long_name": "training loss", "units": "1"}
+            assert ds["wall_time"].attrs["units"] == "s"
+        with xr.open_dataset(run, group="snapshots/blocks/1", engine="h5netcdf") as ds:
+            assert ds["u"].dims == ("step", "particle", "coordinate_in")
+            assert ds["u"].shape[1:] == (8, 3) and ds["v"].dims[-1] == "coordinate_out"
+        with xr.open_dataset(gap, group="gap", engine="h5netcdf") as ds:
+            assert ds["function"].dims == ("widths", "seeds", "t")
+            assert list(ds["widths"].values) == [4, 6] and list(ds["seeds"].values) == [0, 1, 2]
+            assert np.array_equal(ds["t"].values, res.t)
+            assert np.array_equal(ds["function"].values, res.function)
+            assert ds["outputs"].dims == ("widths", "seeds", "t", "point")
+            assert ds["feature"].dims == ("widths", "seeds", "t", "block")
+            assert ds["function"].attrs["long_name"].startswith("RMS gap")
+        for path in (run, gap):
+            tree = xr.open_datatree(path, engine="h5netcdf")
+            for node in tree.subtree:
+                assert not any(str(d).startswith("phony_dim") for d in node.to_dataset().dims), \
+                    (path, node.path)
+                for name, var in node.to_dataset().data_vars.items():
+                    if var.ndim:
+                        assert var.attrs.get("long_name") and var.attrs.get("units"), (node.path, name)
+    assert mf.open_gap(gap).function.tobytes() == res.function.tobytes()

@@ -23,19 +23,36 @@ SMALL = dict(widths=[8, 16, 32], seeds=3, reference_width=128, every=25, distanc
 
 
 def _arrays(path) -> dict:
-    """Every dataset of a gap file, and every attribute but the dates."""
+    """Every dataset of a gap file, and every attribute but the dates (object references,
+    the dimension scales' links, as the names of the objects they point to)."""
     out = {}
     with h5py.File(path, "r") as f:
+        def named(v):
+            if isinstance(v, h5py.Reference):
+                return f[v].name
+            if isinstance(v, (np.ndarray, np.void)) and (v.dtype == object or v.dtype.names):
+                items = v.tolist() if isinstance(v, np.ndarray) else tuple(v)
+                return str(_deep(items, named))
+            return v
+
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
                 out[name] = obj[()]
             for k, v in obj.attrs.items():
-                out[f"{name}@{k}"] = v
+                out[f"{name}@{k}"] = named(v)
         f.visititems(visit)
         for k, v in f.attrs.items():
             if k not in ("created", "updated"):
                 out[f"@{k}"] = v
     return out
+
+
+def _deep(x, fn):
+    if isinstance(x, (list, tuple)):
+        return [_deep(y, fn) for y in x]
+    if isinstance(x, np.ndarray):
+        return [_deep(y, fn) for y in x.tolist()]
+    return fn(x)
 
 
 def _same_files(a, b):

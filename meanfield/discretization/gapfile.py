@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from .. import config as C
+from ..layout import GAP_ATTRS
 from ..store import fileformat, write_architecture
 from .options import SweepOptions
 from .result import (ARRAYS, DECOMPOSITION_TERMS, FLOORS, PER_BLOCK, RATE_FIELDS,
@@ -119,14 +120,97 @@ def _fill(f, res, status, message) -> None:
             fg.attrs[k] = v
     # written last: what is done
     g.create_dataset("done", data=res.done.astype(np.uint8))
+    _labels(f, res)
     a["status"] = status
     a["message"] = message
+
+
+def _labels(f, res) -> None:
+    """Dimension scales, long names and units (docs/format.md, "Labels"), so that xarray
+    (engine h5netcdf) and other netCDF-4 readers see named dimensions: ``widths``,
+    ``seeds``, ``t``, ``block`` and ``point`` (the test sample) at the root;
+    ``coordinate`` in /data, and per group ``parameter``, ``feature_<l>``,
+    ``particle_<l>``, ``node``."""
+    ff = fileformat
+    g, dg = f["gap"], f["data"]
+    L = len(res.options.reference_width)
+    # dimensions shared by sibling groups live at the root (netCDF scoping: a group sees
+    # its own and its ancestors' dimensions); /gap/widths, /gap/seeds, /gap/t carry
+    # their values and so become xarray's coordinates of those dimensions
+    widths = ff.dimension(f, "widths", g["widths"].shape[0])
+    seeds = ff.dimension(f, "seeds", g["seeds"].shape[0])
+    block = ff.dimension(f, "block", L)
+    point = ff.dimension(f, "point", res.x_test.shape[0])
+    ff.attach(ff.label(g["widths"], "width m of the members' first block"), widths)
+    ff.attach(ff.label(g["seeds"], "member index within a width"), seeds)
+    ff.attach(ff.label(dg["x_test"], "test inputs"), point, ff.dimension(dg, "coordinate", res.x_test.shape[1]))
+    ff.attach(ff.label(dg["y_test"], "test targets"), point)
+    ff.attach(ff.label(g["block_widths"], "member widths per block"), widths, block)
+    ff.attach(ff.label(g["reference_width"], "reference width per block"), block)
+    ff.attach(ff.label(g["done"], "1 where every seed of the width is finished"), widths)
+    if "t" in g:
+        t = ff.dimension(f, "t", g["t"].shape[0])
+        ff.attach(ff.label(g["t"], "flow time of the gap time"), t)
+        ff.attach(ff.label(g["steps"], "solver step of the gap time"), t)
+        for k in ARRAYS:
+            name, units = GAP_ATTRS[k]
+            ds = ff.label(g[k], name, units)
+            if k == "outputs":
+                ff.attach(ds, widths, seeds, t, point)
+            elif k in FLOORS:
+                ff.attach(ds, widths, t, block)
+            elif k in PER_BLOCK:
+                ff.attach(ds, widths, seeds, t, block)
+            else:
+                ff.attach(ds, widths, seeds, t)
+        if "decomposition" in g:
+            for term in g["decomposition"]:
+                ff.attach(ff.label(g[f"decomposition/{term}"], f"[RZG] decomposition: {term}"),
+                          widths, seeds, t)
+        rg = f["reference"]
+        ff.attach(ff.label(rg["theta"], "the reference's parameters (the limit's state)"), t,
+                  ff.dimension(rg, "parameter", rg["theta"].shape[1]))
+        ff.attach(ff.label(rg["outputs"], "f_M on the test sample"), t, point)
+        for k in ("loss_train", "loss_test"):
+            ff.attach(ff.label(rg[k], f"the reference's {k.replace('_', ' ')}"), t)
+        for k in FLOORS:
+            ff.attach(ff.label(rg[k], *GAP_ATTRS[k]), widths, t, block)
+        for l in range(L):
+            h = rg[f"features/{l + 1}"]
+            ff.attach(ff.label(h, f"the reference's feature h of block {l + 1} on the test sample"),
+                      t, point, ff.dimension(rg, f"feature_{l + 1}", h.shape[2]))
+        if "decomposition" in rg:
+            for term in rg["decomposition"]:
+                ff.attach(ff.label(rg[f"decomposition/{term}"], f"[RZG] decomposition: {term}"), t)
+        if "weights" in rg:
+            ff.attach(ff.label(rg["weights"], "quadrature weights of the limit's nodes"),
+                      ff.dimension(rg, "node", rg["weights"].shape[0]))
+            ff.attach(ff.label(rg["error"], "estimated error of the limit's f (half the nodes)"), t)
+        if "rate" in g:
+            def rates(group):
+                for k, v in group.items():
+                    if k in RATE_FIELDS:
+                        ff.attach(ff.label(v, f"rate fit: {k}"), t)
+                    elif hasattr(v, "items"):
+                        rates(v)
+            rates(g["rate"])
+        if "extrapolation" in g:
+            for k, v in g["extrapolation/test_loss"].items():
+                ff.attach(ff.label(v, f"test loss extrapolated to m -> inf: {k}"), t)
+    for w, wg in f["members"].items():
+        th = wg["theta"]
+        ff.attach(ff.label(th, "final parameters of each seed"), seeds,
+                  ff.dimension(wg, "parameter", th.shape[1]))
+        if "sigma" in wg:
+            for l, sg in wg["sigma"].items():
+                ff.attach(ff.label(sg, "index of each particle's reference particle"), seeds,
+                          ff.dimension(wg, f"particle_{l}", sg.shape[1]))
 
 
 # ----------------------------------------------------------------------------------
 # reading
 # ----------------------------------------------------------------------------------
-def open_gap(path) -> GapResult:
+def open_gap(path: str | os.PathLike[str]) -> GapResult:
     """Read a gap file into a :class:`GapResult` (GapFileError, one line, when it is
     not a readable gap file of a supported version)."""
     import h5py

@@ -13,8 +13,7 @@ checked by :func:`check`:
 ``seed_init``, ``seed_data``, ``seed_noise``
     the seeds actually used; a seed that is not known (a network or data set built
     from arrays) is not written, never written as a false 0;
-``python_version``, ``numpy_version``, ``scipy_version``, ``numba_version``,
-``llvmlite_version``, ``h5py_version``, ``pot_version``, ``cpu`` and ``cpu_features``
+``python_version``, ``numpy_version``, ``scipy_version``, ``numba_version``, ``llvmlite_version``, ``h5py_version``, ``pot_version``, ``cpu`` and ``cpu_features``
     what the bit-for-bit claims depend on (``cpu`` and ``cpu_features``: LLVM's name and
     feature list of the host CPU, which select the instructions Numba emits;
     ``pot_version`` is "" without POT).
@@ -152,6 +151,43 @@ def read_seeds(attrs) -> dict:
 # ----------------------------------------------------------------------------------
 # write, then rename
 # ----------------------------------------------------------------------------------
+# -- labels: dimension scales and attributes that netCDF readers (xarray with h5netcdf)
+# understand, written when a file is built ------------------------------------------------
+NETCDF_DIMENSION = "This is a netCDF dimension but not a netCDF variable."
+
+
+def label(ds, long_name: str, units: str = "1"):
+    """Give dataset ``ds`` its ``long_name`` and ``units`` attributes; returns ``ds``."""
+    ds.attrs["long_name"] = long_name
+    ds.attrs["units"] = units
+    return ds
+
+
+def dimension(group, name: str, size: int, maxsize=0):
+    """A dimension ``name`` of length ``size`` in ``group`` without coordinate values:
+    an HDF5 dimension scale that allocates no storage, named the netCDF-4 way so that
+    netCDF readers show a dimension, not a variable.  ``maxsize=None``: unlimited."""
+    ds = group.create_dataset(name, shape=(size,), dtype="f4",
+                              maxshape=(None if maxsize is None else size,),
+                              **({"chunks": (1024,)} if maxsize is None else {}))
+    ds.make_scale(f"{NETCDF_DIMENSION}{size:10d}")
+    return ds
+
+
+def coordinate(ds, name: str = None):
+    """Make dataset ``ds`` (1-D) the coordinate variable of a dimension of its own name."""
+    ds.make_scale(name or ds.name.rsplit("/", 1)[-1])
+    return ds
+
+
+def attach(ds, *scales) -> None:
+    """Name ``ds``'s dimensions, in order, by the dimension scales ``scales``."""
+    if len(scales) != ds.ndim:
+        raise ValueError(f"{ds.name}: {ds.ndim} dimensions, {len(scales)} scales")
+    for axis, sc in enumerate(scales):
+        ds.dims[axis].attach_scale(sc)
+
+
 def _debris(path) -> list:
     folder = os.path.dirname(os.path.abspath(path))
     return glob.glob(os.path.join(glob.escape(folder),

@@ -18,13 +18,20 @@ from __future__ import annotations
 import errno
 import os
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._h5lock import WriterLock, status_flags, superblock_eof, writer_alive
-from ..layout import OUT_BIAS, PARAMS, group_name
+from ..layout import OUT_BIAS, PARAMS, RUN_ATTRS, SERIES_ATTRS, group_name
 from ..record import Recorder
 from . import fileformat
+
+if TYPE_CHECKING:
+    import pandas
+    import xarray
+
+    from ..network import Network
 
 FORMAT = "meanfield-run"
 FORMAT_VERSION = 2
@@ -206,8 +213,8 @@ class H5Recorder(Recorder):
         wall = content["wall_time"] if content is not None else 0.0
         return cls(f, network, record, test_loss, wall_offset=wall, lock=lock, path=path)
 
-    @staticmethod
-    def _layout(f, network, record, config_text, seeds, train, test, initial_state) -> None:
+    @classmethod
+    def _layout(cls, f, network, record, config_text, seeds, train, test, initial_state) -> None:
         """The groups, datasets and attributes of a new run file (docs/format.md)."""
         fileformat.stamp(f.attrs, FORMAT, FORMAT_VERSION, config_text, seeds)
         write_architecture(f.create_group("network"), network)
@@ -241,12 +248,22 @@ class H5Recorder(Recorder):
                                   chunks=(1,) + shape, **kw)
         if network.has_out_bias:
             sn.create_dataset("out_bias", shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
+        cls._labels(f, network)
         ck = f.create_group("checkpoint")
+        dims = (fileformat.dimension(ck, "parameter", network.n_params),
+                fileformat.dimension(ck, "float_field", len(FLOAT_FIELDS)),
+                fileformat.dimension(ck, "int_field", len(INT_FIELDS)))
         for slot in ("0", "1"):
             cs = ck.create_group(slot)
-            cs.create_dataset("theta", shape=(network.n_params,), dtype=dt)
-            cs.create_dataset("floats", data=np.zeros(len(FLOAT_FIELDS)))
-            cs.create_dataset("ints", data=np.zeros(len(INT_FIELDS), dtype=np.int64))
+            arrays = (cs.create_dataset("theta", shape=(network.n_params,), dtype=dt),
+                      cs.create_dataset("floats", data=np.zeros(len(FLOAT_FIELDS))),
+                      cs.create_dataset("ints", data=np.zeros(len(INT_FIELDS), dtype=np.int64)))
+            for ds, dim, what in zip(arrays, dims, ("parameter vector", ", ".join(FLOAT_FIELDS),
+                                                    ", ".join(INT_FIELDS))):
+                fileformat.attach(fileformat.label(ds, f"checkpoint: {what}"), dim)
+        fileformat.attach(fileformat.label(pg["counters"], "rows of /series, rows of "
+                                           "/snapshots, valid checkpoint slot"),
+                          fileformat.dimension(pg, "counter", 3))
         if initial_state is not None:
             write_checkpoint(lambda name: f[name], 0, initial_state, 0.0)
             f["progress/counters"][2] = 0
@@ -304,6 +321,41 @@ class H5Recorder(Recorder):
         rec = cls(f, network, record, test_loss, wall_offset=float(ck["wall_time"]), lock=lock,
                   path=path)
         return rec, state
+
+    @staticmethod
+    def _labels(f, network) -> None:
+        """Dimension scales, long names and units (docs/format.md, "Labels"): xarray
+        (engine h5netcdf) and other netCDF-4 readers see named dimensions: /series over
+        ``step`` (its coordinate) and ``block``; /snapshots over ``step``, and per block
+        ``particle``, ``coordinate_in``, ``coordinate_out``; /data over ``sample``,
+        ``test_sample`` and ``coordinate``."""
+        L = fileformat.label
+        s, sn, g = f["series"], f["snapshots"], f["data"]
+        step = L(fileformat.coordinate(s["step"]), *RUN_ATTRS["step"])
+        L(s["t"], *RUN_ATTRS["t"])
+        fileformat.attach(s["t"], step)
+        block = fileformat.dimension(s, "block", network.L)
+        for k, (name, units) in SERIES_ATTRS.items():
+            L(s[k], name, units)
+            fileformat.attach(s[k], *((step, block) if s[k].ndim == 2 else (step,)))
+        sstep = L(fileformat.coordinate(sn["step"]), "solver step of the snapshot", "1")
+        L(sn["t"], "flow time of the snapshot", "1")
+        fileformat.attach(sn["t"], sstep)
+        if "out_bias" in sn:
+            fileformat.attach(L(sn["out_bias"], *RUN_ATTRS["out_bias"]), sstep)
+        for l, b in enumerate(network.blocks):
+            bg = sn[f"blocks/{l + 1}"]
+            dims = {"particle": fileformat.dimension(bg, "particle", b.m),
+                    "in": fileformat.dimension(bg, "coordinate_in", b.k_in),
+                    "out": fileformat.dimension(bg, "coordinate_out", b.k_out)}
+            fileformat.attach(L(bg["u"], *RUN_ATTRS["u"]), sstep, dims["particle"], dims["in"])
+            fileformat.attach(L(bg["c"], *RUN_ATTRS["c"]), sstep, dims["particle"])
+            fileformat.attach(L(bg["v"], *RUN_ATTRS["v"]), sstep, dims["particle"], dims["out"])
+        coord = fileformat.dimension(g, "coordinate", network.d)
+        for split, n_name in (("", "sample"), ("_test", "test_sample")):
+            n = fileformat.dimension(g, n_name, g["y" + split].shape[0])
+            fileformat.attach(L(g["x" + split], *RUN_ATTRS["x" + split]), n, coord)
+            fileformat.attach(L(g["y" + split], *RUN_ATTRS["y" + split]), n)
 
     @classmethod
     def seal(cls, path) -> str:
@@ -581,7 +633,7 @@ class Run:
     ``snapshots`` and ``data`` (rows taken before it refer to the closed file).
     """
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = str(path)
         if not os.path.exists(path):
             raise RunFileError(f"{path}: no such file")
@@ -678,7 +730,7 @@ class Run:
         # a writer that died leaves HDF5's "open for writing" flag: plain h5py, xarray and
         # h5dump refuse the file until `meanfield close` rewrites it (H5Recorder.seal)
         self.unclosed = st == "interrupted" and self.version > 1 and status_flags(self.path) != 0
-        self.series = {k: Rows(v, n_series) for k, v in f["series"].items()}
+        self.series = {k: Rows(v, n_series) for k, v in f["series"].items() if k != "block"}
         sn = f["snapshots"]
         self.snapshots = {"step": Rows(sn["step"], n_snapshots), "t": Rows(sn["t"], n_snapshots)}
         for l in sn["blocks"]:
@@ -700,14 +752,14 @@ class Run:
                 f"{self.n_series} series rows, {self.n_snapshots} snapshots"
                 + (f"; {CLOSE_HINT.format(path=self.path)}" if self.unclosed else "") + ">")
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> pandas.DataFrame:
         """The series as a pandas DataFrame indexed by step (:func:`meanfield.analysis.
         run_dataframe`; needs pandas)."""
         from ..analysis import run_dataframe
 
         return run_dataframe(self)
 
-    def to_xarray(self, snapshots: bool = True):
+    def to_xarray(self, snapshots: bool = True) -> xarray.Dataset:
         """The run as a labelled xarray Dataset: series over ``step`` and ``block``,
         particles over ``snapshot``, ``particle_l``, ``coordinate_*_l``, with units and
         long names (:func:`meanfield.analysis.run_xarray`; needs xarray)."""
@@ -715,7 +767,7 @@ class Run:
 
         return run_xarray(self, snapshots)
 
-    def attach(self, config: dict, template=None) -> "Run":
+    def attach(self, config: dict, template: Network | None = None) -> Run:
         """Attach the parsed configuration (and, for a version-1 file, which describes no
         network, the network it builds): what :func:`meanfield.open_run` does."""
         self.config = config
@@ -723,7 +775,7 @@ class Run:
             self._template = template
         return self
 
-    def template(self):
+    def template(self) -> Network:
         """The run's network architecture (parameters zero; for a version-1 file, the
         network the attached configuration builds)."""
         if self._template is None:
@@ -742,7 +794,7 @@ class Run:
             theta[start:start + int(np.prod(shape))] = np.asarray(row).ravel()
         return theta
 
-    def network(self, i: int = -1):
+    def network(self, i: int = -1) -> Network:
         """The network at snapshot ``i`` (a callable :class:`~meanfield.Network`)."""
         return self.template().with_theta(self.theta(i))
 
@@ -755,7 +807,7 @@ class Run:
         out["seed"] = self.seeds["noise"]
         return out
 
-    def close(self):
+    def close(self) -> None:
         self.f.close()
 
     def __enter__(self):
