@@ -462,7 +462,7 @@ def target_profile(target):
 
 def tanh_sinh(n: int):
     """(1 + x, 1 − x, weights) of the tanh–sinh rule with 2n + 1 nodes on [−1, 1]:
-    x = tanh(π/2 sinh t) at t = kh, |k| ≤ n, h = 6.1/n (the outermost nodes 1e-300 from
+    x = tanh(π/2 sinh t) at t = kh, ``|k| ≤ n``, h = 6.1/n (the outermost nodes 1e-300 from
     the ends).  Exponentially convergent for integrands analytic inside the interval,
     whatever their singularities at the ends; 1 ± x are computed without cancellation."""
     t = np.arange(-n, n + 1) * (6.1 / n)

@@ -29,6 +29,8 @@ plot`` does), as PNG, PDF or SVG.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +39,13 @@ from .discretization.rates import bias_gaps, effective_widths
 from .layout import PARAMS, group_name
 
 FORMATS = ("png", "pdf", "svg")
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .discretization import GapResult
+    from .store import Run
 
 
 def pyplot():
@@ -50,7 +59,7 @@ def pyplot():
     return plt
 
 
-def new_figure(figsize=(6, 4), nrows=1, ncols=1, **kwargs):
+def new_figure(figsize: tuple = (6, 4), nrows: int = 1, ncols: int = 1, **kwargs):
     """A new Figure (no pyplot; constrained layout keeps labels, titles and colour bars
     inside the canvas) and its Axes (``fig.subplots(nrows, ncols, **kwargs)``)."""
     from matplotlib.figure import Figure
@@ -63,7 +72,7 @@ def _axes(ax, figsize=(6, 4)):
     return new_figure(figsize)[1] if ax is None else ax
 
 
-def run_label(run) -> str:
+def run_label(run: Run) -> str:
     """What names a run in a title: its file's name, d, the widths, target and law."""
     parts = [os.path.basename(getattr(run, "path", "") or "") or "run"]
     try:
@@ -77,7 +86,7 @@ def run_label(run) -> str:
     return ", ".join(parts)
 
 
-def gap_label(res) -> str:
+def gap_label(res: GapResult) -> str:
     """What names a sweep in a title: its file's name, d, the widths swept, target, law."""
     c = res.config
     name = os.path.basename(res.path) if res.path else "sweep"
@@ -88,7 +97,7 @@ def gap_label(res) -> str:
 # ----------------------------------------------------------------------------------
 # runs
 # ----------------------------------------------------------------------------------
-def loss_axes(run, ax=None):
+def loss_axes(run: Run, ax: Axes | None = None) -> Axes:
     """Train and test loss against flow time (log scale), with the run's status.
     Returns the Axes.  Raises ValueError if the run has no series rows."""
     n = run.n_series
@@ -112,12 +121,12 @@ def loss_axes(run, ax=None):
     return ax
 
 
-def has_velocity(run) -> bool:
+def has_velocity(run: Run) -> bool:
     """Whether the run recorded any finite velocity norm."""
     return run.n_series > 0 and bool(np.isfinite(np.asarray(run.series["velocity_norm"])).any())
 
 
-def velocity_axes(run, ax=None):
+def velocity_axes(run: Run, ax: Axes | None = None) -> Axes:
     """Each block's velocity norm √((1/m) Σᵢ ‖Vᵢ‖²) against flow time (log scale): the
     stationarity of the flow (it tends to 0 at a stationary point).  A block whose
     parameters are all frozen has no velocity and no line.  Returns the Axes.  Raises
@@ -140,12 +149,13 @@ def velocity_axes(run, ax=None):
     return ax
 
 
-def radial_target(run) -> bool:
+def radial_target(run: Run) -> bool:
     """Whether the run's target is radial (so f can be drawn along ‖x‖)."""
     return run.config is not None and run.config["target"]["kind"] in ("relu-norm", "ball", "radial")
 
 
-def function_axes(run, snapshots=None, ax=None, n_points: int = 4000):
+def function_axes(run: Run, snapshots: Sequence[int] | None = None, ax: Axes | None = None,
+                  n_points: int = 4000) -> Axes:
     """The learned function at the chosen snapshots (default first and last) against the
     target along ‖x‖, on up to ``n_points`` test points.  Returns the Axes.  Raises
     ValueError unless the run has a radial target and snapshots."""
@@ -191,7 +201,8 @@ def _limits(a):
     return lo - pad, hi + pad
 
 
-def particles_figure(run, block: int = 1, snapshots=None, fig=None):
+def particles_figure(run: Run, block: int = 1, snapshots: Sequence[int] | None = None,
+                     fig: Figure | None = None) -> Figure:
     """Block ``block``'s (1-based) particles at the chosen snapshots (default first and
     last): (‖u‖, c) (or (u, c) when u is one-dimensional) coloured by v₁, and the law of
     v₁.  Each time has its own axes, colour scale (centred at 0) and histogram range, so
@@ -234,7 +245,7 @@ def particles_figure(run, block: int = 1, snapshots=None, fig=None):
     return fig
 
 
-def movement_axes(run, ax=None):
+def movement_axes(run: Run, ax: Axes | None = None) -> Axes:
     """Each block's RMS particle displacement from the first snapshot,
     (1/m Σᵢ ‖θᵢ(t) − θᵢ(0)‖²)^½, at the snapshots (markers only: it is known there and
     nowhere between).  Returns the Axes.  Raises ValueError with fewer than 2 snapshots."""
@@ -266,7 +277,8 @@ def _check_format(format: str) -> str:
     return format
 
 
-def plot_run(run, outdir: str, snapshots=None, format: str = "png") -> list:
+def plot_run(run: Run, outdir: str | os.PathLike[str], snapshots: Sequence[int] | None = None,
+             format: str = "png") -> list[str]:
     """Write every figure of ``run`` that has data into ``outdir`` (created if needed),
     as ``format`` (png, pdf or svg): loss, velocity, function (radial targets),
     particles-block<l>, movement (2 snapshots or more).  Returns the written paths."""
@@ -389,7 +401,7 @@ def _width_panels(res, done):
     return panels, missing
 
 
-def gap_width_figure(res, fig=None):
+def gap_width_figure(res: GapResult, fig: Figure | None = None) -> Figure:
     """Each gap against the width on log–log axes at the first and the last gap time:
     every seed (dots), their RMS (markers), the fitted line with its slope β and the band
     of the rate's interval; one panel per measure that has data (a gap that is zero at
@@ -437,7 +449,7 @@ def gap_width_figure(res, fig=None):
     return fig
 
 
-def gap_time_figure(res, fig=None):
+def gap_time_figure(res: GapResult, fig: Figure | None = None) -> Figure:
     """The RMS function gap and the mean test-loss gap against flow time, one line per
     width.  Returns the Figure."""
     import matplotlib
@@ -465,7 +477,7 @@ def gap_time_figure(res, fig=None):
     return fig
 
 
-def beta_axes(res, ax=None):
+def beta_axes(res: GapResult, ax: Axes | None = None) -> Axes:
     """β(t) of the function gap and of the seed-averaged function, with the band of
     their interval and the lines β = 1/2 and β = 1.  Returns the Axes.  Raises
     ValueError before the sweep's rates are computed."""
@@ -488,7 +500,7 @@ def beta_axes(res, ax=None):
     return ax
 
 
-def decomposition_figure(res, fig=None):
+def decomposition_figure(res: GapResult, fig: Figure | None = None) -> Figure:
     """The terms of the [RZG] bound over time for the reference and the narrowest and
     widest members (seed means).  Returns the Figure.  Raises ValueError for a sweep of
     networks that are not of two blocks (no decomposition)."""
@@ -521,7 +533,7 @@ def decomposition_figure(res, fig=None):
     return fig
 
 
-def plot_gap(res, outdir: str, format: str = "png") -> list:
+def plot_gap(res: GapResult, outdir: str | os.PathLike[str], format: str = "png") -> list[str]:
     """Write the figures of a width sweep into ``outdir`` (created if needed) as
     ``format`` (png, pdf or svg): gap-vs-width, gap-vs-time, beta (once the rates are
     computed), decomposition (two-block networks).  Returns the written paths."""

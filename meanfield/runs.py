@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import TYPE_CHECKING, Union
 
 import solvers
 
@@ -20,8 +21,14 @@ from .experiment import Experiment, RunResult, execute, interactive
 from .record import MemoryRecorder
 from .store import H5Recorder, Run, RunFileError
 
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Sequence
 
-def from_config(source, overrides=()) -> Experiment:
+    Source = Union[dict, str, "os.PathLike[str]"]   # a configuration: dict, TOML path or text
+
+
+def from_config(source: Source, overrides: Sequence[str] = ()) -> Experiment:
     """The :class:`~meanfield.experiment.Experiment` of a configuration (see
     :func:`meanfield.config.load_config` for ``source`` and ``overrides``).  ConfigError
     (one line) when the configuration is invalid or cannot be built."""
@@ -34,8 +41,9 @@ def from_config(source, overrides=()) -> Experiment:
         raise C.ConfigError(f"configuration: {e}") from None
 
 
-def run(experiment, path=None, *, overrides=(), overwrite: bool = False, progress=None,
-        hooks=()) -> RunResult:
+def run(experiment: Experiment | Source, path: str | os.PathLike[str] | None = None, *,
+        overrides: Sequence[str] = (), overwrite: bool = False, progress: bool | None = None,
+        hooks: Sequence[Callable] = ()) -> RunResult:
     """Run an experiment (an :class:`~meanfield.experiment.Experiment`, or a
     configuration as :func:`from_config` takes it) to its end.
 
@@ -67,7 +75,8 @@ def run(experiment, path=None, *, overrides=(), overwrite: bool = False, progres
     return RunResult(status, msg, final, net, None if path is None else str(path), rec, test)
 
 
-def resume(path, *, progress=None, hooks=()) -> RunResult:
+def resume(path: str | os.PathLike[str], *, progress: bool | None = None,
+           hooks: Sequence[Callable] = ()) -> RunResult:
     """Finish an interrupted run file from its newest checkpoint.  Rows recorded after
     the checkpoint are dropped and recorded again; the final particles equal those of an
     uninterrupted run, bit for bit."""
@@ -89,7 +98,7 @@ def resume(path, *, progress=None, hooks=()) -> RunResult:
     return RunResult(status, msg, final, net, str(path), rec, test)
 
 
-def open_run(path) -> Run:
+def open_run(path: str | os.PathLike[str]) -> Run:
     """Open a run file for offline analysis (lazy: nothing large is read up front), with
     its configuration parsed (``Run.config``; None for a run made from Python).
 

@@ -33,7 +33,7 @@ class Group:
     """A contiguous slab ``y[start : start + n·dim]`` viewed as (n, dim) particles.
 
     ``key`` (a tuple of non-negative integers) names the group's noise stream: Langevin
-    noise is keyed by (seed, *key, particle, coordinate), so a group with the same key
+    noise is keyed by ``(seed, *key, particle, coordinate)``, so a group with the same key
     draws the same noise wherever it sits in a state vector (alone or in an ensemble).
     An empty key means "the group's position in its field" (``(0, index)``).
     """

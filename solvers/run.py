@@ -251,7 +251,7 @@ def iterate(field, y0: np.ndarray | None = None, *, method: str = "euler", dt: f
     schedule : stages (default: one open-ended stage where everything trainable moves)
     stop : when to stop;  every : yield every ``every`` steps
     seed : seed of the Langevin noise: group g's noise is keyed by
-        (seed, *g.key, step, index within the group)
+        ``(seed, *g.key, step, index within the group)``
     state : a yielded state to continue from (the same field, method and schedule)
 
     Yields the state (a copy) at step 0, every ``every`` steps, and at the end, with

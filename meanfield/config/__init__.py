@@ -11,7 +11,10 @@ key).  Three modules, one job each:
   through the registries of the Python API;
 - :mod:`.toml` — parsing, ``--set`` overrides, :func:`dumps` of resolved configurations.
 """
+from __future__ import annotations
+
 import os
+from collections.abc import Sequence
 
 from .build import (available_memory, build, check_memory, context, estimate_memory, frozen_groups,
                     init_laws, make_data, make_distribution, make_limit, make_network, parameter_count,
@@ -25,7 +28,7 @@ def load(text: str, overrides=()) -> dict:
     return resolve(apply_overrides(parse_toml(text), overrides))
 
 
-def load_config(source, overrides=()) -> dict:
+def load_config(source: dict | str | os.PathLike[str], overrides: Sequence[str] = ()) -> dict:
     """A resolved configuration from a dict, a path to a TOML file (a ``PathLike``, or
     a one-line string ending in ``.toml``) or TOML text, with ``--set`` style
     ``overrides`` (``"solver.dt=0.1"``) applied.  ConfigError (one line) when invalid."""

@@ -8,7 +8,7 @@ differences and using (a + b + c)² ≤ 3(a² + b² + c²),
 
     E(f(x) − y)² ≤ 3 [ Lip² E‖h_{μ̂₁} − h_{μ₁}‖² + Lip² E‖h_{μ₁} − h*‖² + E(f_{μ̂₂}(h*(x)) − y)² ],
 
-with Lip = ℓ · s₂ Σ_j |v_j| ‖u_j‖ ≥ the Lipschitz constant of f_{μ̂₂} (ℓ the
+with ``Lip = ℓ · s₂ Σ_j |v_j| ‖u_j‖`` ≥ the Lipschitz constant of f_{μ̂₂} (ℓ the
 activation's Lipschitz constant, s₂ the block's scale, ψ 1-Lipschitz).  The loss here
 is the mean squared error E(f − y)² (twice the training loss ½(f − y)²).
 """
@@ -69,7 +69,7 @@ def applies(network: Network) -> bool:
 
 
 def lipschitz_bound(network: Network) -> float:
-    """ℓ · s₂ Σ_j |v_j| ‖u_j‖ for the second block of ``network``."""
+    """``ℓ · s₂ Σ_j |v_j| ‖u_j‖`` for the second block of ``network``."""
     _two_blocks(network)
     b = network.blocks[1]
     if b.activation not in LIPSCHITZ:

@@ -8,12 +8,17 @@ below, so the sweep, the gap file and the figures share one list.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import config as C
 from ..analysis import gap_dataframe, gap_xarray
 from .decomposition import Decomposition
+
+if TYPE_CHECKING:
+    import pandas
+    import xarray
 from .measures import output_gap
 from .options import SweepOptions, reference_config
 from .rates import COVERAGE, FEW_SEEDS, width_label, extrapolate, fit_bias_rate, fit_rate
@@ -157,12 +162,12 @@ class GapResult:
         nodes = "" if self.reference is None else f"{self.reference.weights.size} nodes, "
         return (f"the limit ({nodes}rules of {o.limit_nodes} and {o.limit_norm_nodes} nodes)")
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> pandas.DataFrame:
         """The members' gaps as a pandas DataFrame indexed by (width, seed, t)
         (:func:`meanfield.analysis.gap_dataframe`; needs pandas)."""
         return gap_dataframe(self)
 
-    def to_xarray(self):
+    def to_xarray(self) -> xarray.Dataset:
         """The sweep as a labelled xarray Dataset over width, seed, t, block and point,
         with the reference's losses and the rates over t
         (:func:`meanfield.analysis.gap_xarray`; needs xarray)."""

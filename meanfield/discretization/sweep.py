@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -492,12 +493,16 @@ def executor(scheduler=None, workers=None):
 # ----------------------------------------------------------------------------------
 # the sweep
 # ----------------------------------------------------------------------------------
-def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling=None,
-          every=None, distance_size=None, n_projections: int = 64, bandwidth=None,
-          n_boot: int = 1000, level: float = 0.9, reference: str = "network",
-          limit_nodes: int = 16, limit_norm_nodes: int = 64, samples: str = "fixed",
-          interval: str = "jackknife", path=None, overwrite: bool = False, scheduler=None, workers=None,
-          progress=None, overrides=()):
+def sweep(config: dict | str | os.PathLike[str], *, widths: str | Sequence,
+          seeds: int = 5, reference_width: int | Sequence[int] | None = None,
+          coupling: str | None = None, every: int | None = None,
+          distance_size: int | None = None, n_projections: int = 64,
+          bandwidth: float | None = None, n_boot: int = 1000, level: float = 0.9,
+          reference: str = "network", limit_nodes: int = 16, limit_norm_nodes: int = 64,
+          samples: str = "fixed", interval: str = "jackknife",
+          path: str | os.PathLike[str] | None = None, overwrite: bool = False,
+          scheduler: str | None = None, workers: int | None = None,
+          progress: bool | None = None, overrides: Sequence[str] = ()) -> GapResult:
     """Run a width sweep of an experiment configuration (a dict, a TOML path or text)
     and return its :class:`~meanfield.discretization.result.GapResult`.
 
@@ -533,7 +538,8 @@ def sweep(config, *, widths, seeds: int = 5, reference_width=None, coupling=None
     return _execute(res, path, overwrite, scheduler, workers, progress, new=True)
 
 
-def resume_sweep(path, *, scheduler=None, workers=None, progress=None):
+def resume_sweep(path: str | os.PathLike[str], *, scheduler: str | None = None,
+                 workers: int | None = None, progress: bool | None = None) -> GapResult:
     """Finish the sweep of a gap file: the finished tasks are read, the others run."""
     _check_executor(scheduler, workers)
     res = open_gap(path)
