@@ -1,9 +1,14 @@
 """One writer per run file, and what the HDF5 superblock says about a file.
 
-- :class:`WriterLock`: an exclusive ``flock`` on a hidden sidecar file
-  ``.<name>.lock`` next to the run file, held by the process writing it (creating,
-  replacing or resuming).  A second writer fails at once with a one-line error instead
-  of truncating or corrupting a live run; readers never take it.
+- :class:`WriterLock`: an exclusive lock on a hidden sidecar file ``.<name>.lock`` next
+  to the run file, held by the process writing it (creating, replacing or resuming).  A
+  second writer fails at once with a one-line error instead of truncating or corrupting
+  a live run; readers never take it.  POSIX (Linux, macOS): ``flock`` on the whole file.
+  Windows: ``msvcrt.locking`` of one byte at offset ``LOCK_BYTE`` (Windows locks are
+  mandatory byte ranges: the writer's pid at offset 0 stays readable), and the file is
+  closed before it is removed (Windows cannot remove an open file).  The Windows branch
+  is exercised on Linux with a stand-in for ``msvcrt`` (tests/test_faults.py); it has not
+  run on Windows.
 - :func:`status_flags`: a file written in SWMR mode (superblock version 2 or 3) keeps an
   "open for writing" flag until it is closed; set on a closed file, its writer died.
 - :func:`superblock_eof`: the end-of-file address the superblock records; a shorter
@@ -15,14 +20,48 @@ import os
 
 try:
     import fcntl
-except ImportError:   # Windows: files are read; writing needs flock (POSIX)
+    msvcrt = None
+except ImportError:   # Windows
     fcntl = None
+    try:
+        import msvcrt
+    except ImportError:
+        msvcrt = None
+
+LOCK_BYTE = 1 << 20   # Windows: the locked byte (past the pid, which readers read)
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class LockedError(OSError):
     """The run file is being written by another process."""
+
+
+def _try_lock(fd, shared: bool = False) -> bool:
+    """Take the lock of the open lock file ``fd`` without waiting; False if held."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    if msvcrt is None:
+        raise OSError("writing run and gap files needs file locks (flock or msvcrt), which "
+                      "this platform does not have; reading works")
+    os.lseek(fd, LOCK_BYTE, os.SEEK_SET)
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(fd) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    elif msvcrt is not None:
+        os.lseek(fd, LOCK_BYTE, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
 class WriterLock:
@@ -35,15 +74,14 @@ class WriterLock:
         self.fd = None
 
     def acquire(self) -> "WriterLock":
-        if fcntl is None:
-            raise OSError(f"{self.path}: writing run and gap files needs POSIX file locks "
-                          "(flock), which this platform does not have; reading works")
+        if fcntl is None and msvcrt is None:
+            raise OSError(f"{self.path}: writing run and gap files needs file locks (flock "
+                          "or msvcrt), which this platform does not have; reading works")
         while True:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+            if not _try_lock(fd):
                 try:
+                    os.lseek(fd, 0, os.SEEK_SET)
                     pid = os.read(fd, 32).decode("ascii", "replace").strip()
                 finally:
                     os.close(fd)
@@ -58,18 +96,30 @@ class WriterLock:
                 break
             os.close(fd)
         os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, str(os.getpid()).encode("ascii"))
         self.fd = fd
         return self
 
     def release(self) -> None:
-        if self.fd is not None:
+        if self.fd is None:
+            return
+        if fcntl is not None:   # POSIX: remove, then let the lock go (no window for a stale file)
             try:
                 os.unlink(self.lock_path)
             except FileNotFoundError:
                 pass
             os.close(self.fd)
-            self.fd = None
+        else:                   # Windows: an open file cannot be removed; unlock, close, remove
+            try:
+                _unlock(self.fd)
+            finally:
+                os.close(self.fd)
+            try:
+                os.unlink(self.lock_path)
+            except OSError:     # gone, or opened by a process about to lock it: it stays
+                pass
+        self.fd = None
 
     def __enter__(self):
         return self.acquire()
@@ -80,19 +130,21 @@ class WriterLock:
 
 def writer_alive(path) -> bool:
     """Whether a process holds the writer lock of ``path`` now (never creates the lock
-    file; a reader's probe; False where there are no POSIX file locks)."""
-    if fcntl is None:
+    file; a reader's probe; False where there are no file locks)."""
+    if fcntl is None and msvcrt is None:
         return False
     path = os.path.abspath(os.fspath(path))
     lock_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
-    try:
-        fd = os.open(lock_path, os.O_RDONLY)
+    try:   # msvcrt.locking needs a writable descriptor; flock does not
+        fd = os.open(lock_path, (os.O_RDONLY if fcntl is not None else os.O_RDWR)
+                     | getattr(os, "O_BINARY", 0))
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        if not _try_lock(fd, shared=True):
+            return True
+        if fcntl is None:
+            _unlock(fd)
     except OSError:
         return False
     finally:

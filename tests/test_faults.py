@@ -921,3 +921,52 @@ def test_files_are_read_without_posix_file_locks(tmp_path):
     rc, _, err = cli("run", cfg, "-o", tmp_path / "new.h5", "-q", prelude=no_fcntl)
     assert rc == 2
     one_line(err, "needs POSIX file locks")
+
+
+FAKE_MSVCRT = """
+import fcntl, os, sys, types
+# a stand-in for Windows' msvcrt on Linux: byte-range locks, as msvcrt.locking takes them
+msvcrt = types.SimpleNamespace(LK_UNLCK=0, LK_NBLCK=2)
+def locking(fd, mode, n):
+    pos = os.lseek(fd, 0, os.SEEK_CUR)
+    if mode == msvcrt.LK_NBLCK:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, n, pos, 0)
+        except OSError:
+            raise PermissionError(13, "Permission denied") from None
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN, n, pos, 0)
+msvcrt.locking = locking
+from meanfield import _h5lock
+_h5lock.fcntl, _h5lock.msvcrt = None, msvcrt
+"""
+
+
+def test_the_writer_lock_without_flock_uses_msvcrt_byte_locks(tmp_path):
+    """The Windows branch of the writer lock (msvcrt.locking of one byte), exercised on
+    Linux with a stand-in msvcrt in two processes: a second writer gets LockedError
+    naming the holder's pid, a reader's probe sees a live writer, the holder's release
+    removes the lock file, and then the second writer gets the lock."""
+    path = tmp_path / "r.h5"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", FAKE_MSVCRT + f"lock = _h5lock.WriterLock({str(path)!r}).acquire()\n"
+         "print('locked', flush=True)\nsys.stdin.readline()\nlock.release()\nprint('released', flush=True)\n"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        probe = (FAKE_MSVCRT + f"p = {str(path)!r}\nprint(_h5lock.writer_alive(p))\n"
+                 "try:\n    _h5lock.WriterLock(p).acquire()\n    print('acquired')\n"
+                 "except _h5lock.LockedError as e:\n    print(e)\n")
+        out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+        assert out.stdout.splitlines() == ["True", f"{path} is being written by another process "
+                                           f"(pid {holder.pid})"], (out.stdout, out.stderr)
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "released"
+    finally:
+        holder.communicate(timeout=60)
+    assert not (tmp_path / ".r.h5.lock").exists()
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.splitlines() == ["False", "acquired"], (out.stdout, out.stderr)
