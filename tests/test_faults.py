@@ -587,8 +587,9 @@ print("alive", mf.run(text, overrides=over).status)   # the interpreter goes on 
 """
 
 
-def _killed_run(tmp_path, out):
-    """A run file whose writer was SIGKILLed after its first rows (resume rewrites it)."""
+def _killed_run(tmp_path, out, while_live=None):
+    """A run file whose writer was SIGKILLed after its first rows (resume rewrites it);
+    ``while_live(path)`` is called before the kill, while the writer runs."""
     from meanfield._h5lock import status_flags
 
     cfg = config(tmp_path, LONG, name="long.toml")
@@ -602,6 +603,12 @@ def _killed_run(tmp_path, out):
                     break
         except (RunFileError, OSError):
             pass
+    if while_live is not None:
+        try:
+            while_live(out)
+        except BaseException:
+            proc.kill()
+            raise
     proc.kill()
     proc.wait()
     assert status_flags(out) != 0
@@ -970,3 +977,35 @@ def test_the_writer_lock_without_flock_uses_msvcrt_byte_locks(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.splitlines() == ["False", "acquired"], (out.stdout, out.stderr)
+
+
+def _exports_match_the_file(path, status):
+    """Run.to_dataframe and Run.to_xarray hold exactly the rows the counters declare, equal
+    to what h5py reads (SWMR) from the datasets."""
+    pytest.importorskip("pandas")
+    pytest.importorskip("xarray")
+    with open_run(path) as r:
+        assert r.status == status
+        n, S = r.n_series, r.n_snapshots
+        df, ds = r.to_dataframe(), r.to_xarray()
+    assert n > 2
+    with h5py.File(path, "r", libver="latest", swmr=True) as f:
+        assert f["series/loss"].shape[0] >= n
+        raw = {k: f["series"][k][:n] for k in ("step", "t", "loss", "test_loss", "wall_time")}
+        vn = f["series/velocity_norm"][:n]
+        u1 = f["snapshots/blocks/1/u"][:S]
+    assert list(df.index) == list(raw["step"]) and list(ds["step"].values) == list(raw["step"])
+    for k in ("t", "loss", "test_loss", "wall_time"):
+        assert np.array_equal(df[k].values, raw[k], equal_nan=True), k
+        assert np.array_equal(ds[k].values, raw[k], equal_nan=True), k
+    assert np.array_equal(ds["velocity_norm"].values, vn, equal_nan=True)
+    assert np.array_equal(df["velocity_norm_2"].values, vn[:, 1], equal_nan=True)
+    assert np.array_equal(ds["u_1"].values, u1)
+
+
+def test_exports_of_a_live_and_a_killed_run_are_the_files_rows(tmp_path):
+    """to_dataframe/to_xarray of a run being written (status running) and of the same
+    file after its writer was SIGKILLed (interrupted, HDF5's write flag still set)."""
+    out = tmp_path / "live.h5"
+    _killed_run(tmp_path, out, while_live=lambda p: _exports_match_the_file(p, "running"))
+    _exports_match_the_file(out, "interrupted")
