@@ -334,9 +334,12 @@ def cmd_close(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    if args.show is not None:
+    if args.name is not None and args.show is not None and args.name != args.show:
+        raise UsageError(f"presets: two names ({args.name!r} and --show {args.show!r}); give one")
+    show = args.show if args.show is not None else args.name
+    if show is not None:
         try:
-            sys.stdout.write(P.text(args.show))
+            sys.stdout.write(P.text(show))
         except P.PresetError as e:
             raise UsageError(str(e)) from None
         return 0
@@ -354,7 +357,8 @@ def cmd_presets(args) -> int:
         print(f"{'':20s} {size}; runtime {P.runtime(text).split(' (')[0] or 'not measured'}")
     print("\nruntimes: measured with the kernels cached on the 2-core development machine "
           "(`meanfield presets --show NAME` says how)")
-    print("`meanfield presets --show NAME` prints a preset's TOML (save it, edit it, run it)")
+    print("`meanfield presets NAME` (or --show NAME) prints a preset's TOML (save it, edit it, "
+          "run it)")
     return 0
 
 
@@ -458,6 +462,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("run", metavar="RUN.h5")
     c.set_defaults(fn=cmd_close)
     s = sub.add_parser("presets", help="list the shipped experiment presets, or print one")
+    s.add_argument("name", nargs="?", metavar="NAME", help="print this preset's TOML text "
+                   "(the same as --show NAME)")
     s.add_argument("--show", metavar="NAME", help="print the preset's TOML text")
     s.set_defaults(fn=cmd_presets)
     return ap

@@ -216,9 +216,13 @@ def test_presets_show_prints_the_toml_that_runs(capsys):
     assert cli.main(["presets", "--show", "nope"]) == 2
     err = capsys.readouterr().err
     assert "unknown preset 'nope'" in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["presets", "ball-depth2"]) == 0   # what a new user types first
+    assert capsys.readouterr().out == preset_text("ball-depth2")
+    assert cli.main(["presets", "ball-depth2", "--show", "ball-depth1"]) == 2
+    assert "two names" in capsys.readouterr().err
     assert cli.main(["presets"]) == 0
     out = capsys.readouterr().out
-    assert "presets --show NAME" in out
+    assert "presets NAME" in out
     for name in preset_names():   # each with its size and measured run time
         i = out.index(name)
         assert re.search(r"\d+ parameters \(widths \[.*\]\), N = \d+, .*; runtime \d+ s",
