@@ -12,6 +12,10 @@ Laws: :class:`Gaussian` N(0, s²I), :class:`Sphere`, :class:`Ball`, :class:`Radi
 """
 from __future__ import annotations
 
+from typing import Any
+
+from numpy.typing import ArrayLike
+
 import math
 
 import numpy as np
@@ -48,7 +52,7 @@ class RadialLaw:
     def sample_norms(self, n: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
-    def sample(self, n: int, rng=None) -> np.ndarray:
+    def sample(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """n i.i.d. points, shape (n, d)."""
         if int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n}")
@@ -59,10 +63,10 @@ class RadialLaw:
     def __call__(self, n: int, rng=None) -> np.ndarray:
         return self.sample(n, rng)
 
-    def norm_pdf(self, rho):
+    def norm_pdf(self, rho: ArrayLike) -> np.ndarray:
         raise NotImplementedError
 
-    def norm_cdf(self, rho):
+    def norm_cdf(self, rho: ArrayLike) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -104,16 +108,16 @@ class Gaussian(RadialLaw):
         self.s = float(s)
         self._chi = stats.chi(self.d, scale=self.s)
 
-    def sample(self, n: int, rng=None) -> np.ndarray:
+    def sample(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         return self.s * as_rng(rng).standard_normal((int(n), self.d))
 
-    def sample_norms(self, n, rng):
+    def sample_norms(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return np.linalg.norm(self.sample(n, rng), axis=1)
 
-    def norm_pdf(self, rho):
+    def norm_pdf(self, rho: ArrayLike) -> np.ndarray:
         return self._chi.pdf(rho)
 
-    def norm_cdf(self, rho):
+    def norm_cdf(self, rho: ArrayLike) -> np.ndarray:
         return self._chi.cdf(rho)
 
 
@@ -126,10 +130,10 @@ class Sphere(RadialLaw):
             raise ValueError(f"Sphere: radius must be > 0, got {radius}")
         self.radius = float(radius)
 
-    def sample_norms(self, n, rng):
+    def sample_norms(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return np.full(n, self.radius)
 
-    def norm_cdf(self, rho):
+    def norm_cdf(self, rho: ArrayLike) -> np.ndarray:
         return (np.asarray(rho, dtype=float) >= self.radius).astype(float)
 
 
@@ -142,14 +146,14 @@ class Ball(RadialLaw):
             raise ValueError(f"Ball: radius must be > 0, got {radius}")
         self.radius = float(radius)
 
-    def sample_norms(self, n, rng):
+    def sample_norms(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.radius * rng.random(n) ** (1.0 / self.d)
 
-    def norm_pdf(self, rho):
+    def norm_pdf(self, rho: ArrayLike) -> np.ndarray:
         r = np.asarray(rho, dtype=float) / self.radius
         return np.where((r >= 0) & (r <= 1), self.d * r ** (self.d - 1) / self.radius, 0.0)
 
-    def norm_cdf(self, rho):
+    def norm_cdf(self, rho: ArrayLike) -> np.ndarray:
         return np.clip(np.asarray(rho, dtype=float) / self.radius, 0.0, 1.0) ** self.d
 
 
@@ -161,7 +165,7 @@ class Radial(RadialLaw):
     :meth:`from_density` for a norm density on an interval.
     """
 
-    def __init__(self, d: int, norm):
+    def __init__(self, d: int, norm: Any):
         self.d = _check_d(d)
         self.norm = norm
         if not (callable(norm) or hasattr(norm, "ppf")):
@@ -181,7 +185,7 @@ class Radial(RadialLaw):
         law._tab = tab
         return law
 
-    def sample_norms(self, n, rng):
+    def sample_norms(self, n: int, rng: np.random.Generator) -> np.ndarray:
         if hasattr(self.norm, "ppf"):
             rho = self.norm.ppf(rng.random(n))
         else:
@@ -190,7 +194,7 @@ class Radial(RadialLaw):
             raise ValueError("the norm law must give n finite, non-negative norms")
         return rho
 
-    def norm_cdf(self, rho):
+    def norm_cdf(self, rho: ArrayLike) -> np.ndarray:
         if hasattr(self.norm, "cdf"):
             return self.norm.cdf(rho)
         if hasattr(self, "_tab"):
@@ -224,20 +228,20 @@ class EldanShamir(RadialLaw):
         self._tab = _Tabulated(t, pdf_t, tail=True)
         self._c = 2.0 * math.pi * self.R  # t = c ρ
 
-    def sample_norms(self, n, rng):
+    def sample_norms(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.norm_ppf(rng.random(n))
 
-    def norm_ppf(self, q):
+    def norm_ppf(self, q: ArrayLike) -> np.ndarray:
         """The quantile function of the norm law, at ``q`` (array) in [0, 1]."""
         return self._tab.ppf(q) / self._c
 
-    def norm_pdf(self, rho):
+    def norm_pdf(self, rho: ArrayLike) -> np.ndarray:
         rho = np.asarray(rho, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = self.d / rho * special.jv(self.nu, self._c * rho) ** 2
         return np.where(rho > 0, out, 0.0)
 
-    def norm_cdf(self, rho):
+    def norm_cdf(self, rho: ArrayLike) -> np.ndarray:
         return self._tab.cdf_at(self._c * np.asarray(rho, dtype=float))
 
 
@@ -253,17 +257,17 @@ class SafranLeeD(RadialLaw):
         self._k = self.alpha * math.sqrt(self.d)  # μ̄: ρ = ρ_φ / k
         self._g = Gaussian(self.d, 1.0 / math.sqrt(self.d))
 
-    def sample_norms(self, n, rng):
+    def sample_norms(self, n: int, rng: np.random.Generator) -> np.ndarray:
         pick = rng.random(n) < 0.5
         rho = self._g.sample_norms(n, rng)
         rho[pick] = self._es.sample_norms(int(pick.sum()), rng) / self._k
         return rho
 
-    def norm_pdf(self, rho):
+    def norm_pdf(self, rho: ArrayLike) -> np.ndarray:
         rho = np.asarray(rho, dtype=float)
         return 0.5 * self._k * self._es.norm_pdf(self._k * rho) + 0.5 * self._g.norm_pdf(rho)
 
-    def norm_cdf(self, rho):
+    def norm_cdf(self, rho: ArrayLike) -> np.ndarray:
         rho = np.asarray(rho, dtype=float)
         return 0.5 * self._es.norm_cdf(self._k * rho) + 0.5 * self._g.norm_cdf(rho)
 
@@ -276,14 +280,14 @@ class SafranLeeDPrime(RadialLaw):
         if self.d < 2:
             raise ValueError("SafranLeeDPrime needs d >= 2")
 
-    def sample(self, n: int, rng=None) -> np.ndarray:
+    def sample(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         rng = as_rng(rng)
         return uniform_directions(int(n), self.d, rng) + uniform_directions(int(n), self.d, rng)
 
-    def sample_norms(self, n, rng):
+    def sample_norms(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return np.linalg.norm(self.sample(n, rng), axis=1)
 
-    def norm_pdf(self, rho):
+    def norm_pdf(self, rho: ArrayLike) -> np.ndarray:
         d = self.d
         rho = np.asarray(rho, dtype=float)
         logc = special.gammaln(d / 2) - 0.5 * math.log(math.pi) - special.gammaln((d - 1) / 2)
@@ -292,7 +296,7 @@ class SafranLeeDPrime(RadialLaw):
         val = np.exp(logc + (d - 2) * np.log(r) + (d - 3) / 2 * np.log1p(-r * r / 4))
         return np.where(inside, val, 0.0)
 
-    def norm_cdf(self, rho):
+    def norm_cdf(self, rho: ArrayLike) -> np.ndarray:
         # ‖x‖² = 2 + 2t with t = ⟨x₁, x₂⟩, (1 + t)/2 ~ Beta((d−1)/2, (d−1)/2)
         rho = np.clip(np.asarray(rho, dtype=float), 0.0, 2.0)
         return stats.beta((self.d - 1) / 2, (self.d - 1) / 2).cdf(rho ** 2 / 4)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 
 import solvers
@@ -19,6 +21,9 @@ import solvers
 from . import _stop
 from .network import Network
 from .objective import Dataset, Objective
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def request_stop() -> None:
@@ -85,7 +90,7 @@ class Experiment:
     def objective(self, member: int = 0) -> Objective:
         return Objective(self.network, self.train, loss=self.loss, member=member)
 
-    def test_loss(self):
+    def test_loss(self) -> Callable[[np.ndarray], float] | None:
         """theta -> test loss, or None without a test set."""
         if self.test is None:
             return None
@@ -114,7 +119,7 @@ class Experiment:
                               else math.ceil(st.duration / self.dt - 1e-9) for st in self.schedule))
         return min(bounds) if bounds else None
 
-    def early_end(self, state) -> str:
+    def early_end(self, state: solvers.State | None) -> str:
         """Why a complete run stopped before ``stop.steps`` or ``stop.t_end`` ("" when it
         did not): its schedule's last stage, which has a length, ended first."""
         if state is None or state.done != "schedule":
@@ -209,8 +214,10 @@ class Progress:
             self.bar = None
 
 
-def drive(field, y0=None, *, hooks=(), progress: Progress | None = None, state=None,
-          reraise: bool = False, **solver_kwargs):
+def drive(field: solvers.VelocityField, y0: np.ndarray | None = None, *,
+          hooks: Sequence[Callable] = (), progress: Progress | None = None,
+          state: solvers.State | None = None, reraise: bool = False,
+          **solver_kwargs) -> tuple[solvers.State, str, str]:
     """The run loop: :func:`solvers.iterate` with hooks, a progress bar and the ends
     of a run handled.  Returns (last state, status, message) with status "complete",
     "interrupted" (Ctrl-C) or "diverged" (the last finite state).  With ``reraise``

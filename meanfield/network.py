@@ -15,7 +15,9 @@ with different settings.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
+
+from numpy.typing import ArrayLike, DTypeLike
 
 import numpy as np
 
@@ -43,7 +45,8 @@ class Block:
     Inside a :class:`Network` the arrays are views into ``Network.theta``.
     """
 
-    def __init__(self, u, c=None, v=None, activation: str = "relu", bias: bool = True,
+    def __init__(self, u: ArrayLike, c: ArrayLike | None = None, v: ArrayLike | None = None,
+                 activation: str = "relu", bias: bool = True,
                  train: Sequence[str] = PARAMS):
         u = np.asarray(u)
         if u.ndim != 2:
@@ -111,7 +114,8 @@ class Network:
     """
 
     def __init__(self, blocks: Sequence[Block], output: str = "identity", scaling: str = "mf",
-                 out_bias: float | None = None, train_out_bias: bool = True, dtype=np.float64,
+                 out_bias: float | None = None, train_out_bias: bool = True,
+                 dtype: DTypeLike = np.float64,
                  seed: int | None = None):
         blocks = list(blocks)
         if not blocks:
@@ -173,7 +177,7 @@ class Network:
         for l, b in enumerate(self.blocks):
             b.u, b.c, b.v = self.block_arrays(theta, l)
 
-    def block_arrays(self, theta: np.ndarray, l: int):
+    def block_arrays(self, theta: np.ndarray, l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Views (u, c, v) of block ``l`` (0-based) in a parameter vector ``theta`` (P,),
         or in a stack of them (..., P): shapes (..., m, k_in), (..., m), (..., m, k_out)."""
         lay = self.layout[l]
@@ -230,7 +234,7 @@ class Network:
         """
         return np.array(self.widths, dtype=float) if self.scaling == "mf" else np.ones(self.L)
 
-    def groups(self):
+    def groups(self) -> list[tuple[str, int, tuple, bool]]:
         """Parameter groups ``(name, start, shape, trainable)`` in ``theta`` order.
 
         Names are ``"<l>.u"``, ``"<l>.c"``, ``"<l>.v"`` for blocks l = 1..L and
@@ -264,7 +268,7 @@ class Network:
         new._bind(np.ascontiguousarray(theta))
         return new
 
-    def astype(self, dtype) -> "Network":
+    def astype(self, dtype: DTypeLike) -> Network:
         """A copy with parameters in ``dtype`` (float64 or float32)."""
         blocks = [Block(b.u.copy(), b.c.copy(), b.v.copy(), b.activation, b.bias, b.train)
                   for b in self.blocks]
@@ -283,7 +287,7 @@ class Network:
             raise ValueError(f"X must have shape (N, {self.d}), got {X.shape}")
         return X
 
-    def features(self, X) -> list:
+    def features(self, X: ArrayLike) -> list[np.ndarray]:
         """[h⁽¹⁾(X), ..., h⁽ᴸ⁾(X)], each (N, k_l), by the fast kernels."""
         X = self._check_x(X)
         n = X.shape[0]
@@ -308,12 +312,12 @@ class Network:
         h = self.features(X)[-1][:, 0]
         return self.apply_output(h)
 
-    def apply_output(self, h) -> np.ndarray:
+    def apply_output(self, h: np.ndarray) -> np.ndarray:
         """ψ(h + b) for last-block features h (N,)."""
         pre = h + (self.theta[self.off_b] if self.has_out_bias else 0.0)
         return np.clip(pre, 0.0, 1.0) if self.output == "clip01" else pre
 
-    def forward_numpy(self, X, return_features: bool = False):
+    def forward_numpy(self, X: ArrayLike, return_features: bool = False) -> np.ndarray | tuple:
         """Plain-NumPy reference forward pass (forms N × m arrays: small sizes only).
 
         Returns f (N,), or (f, [h⁽¹⁾, ..., h⁽ᴸ⁾]) with ``return_features``.
@@ -359,8 +363,8 @@ def _block(seed, l, m, k_in, k_out, activation, bias, u_init, c_init, v_init, tr
 
 
 def two_layer(d: int, m: int, activation: str = "relu", *, bias: bool = True,
-              u_init=None, c_init=None, v_init=None, output: str = "identity",
-              scaling: str = "mf", seed=0, dtype=np.float64) -> Network:
+              u_init: Any = None, c_init: Any = None, v_init: Any = None, output: str = "identity",
+              scaling: str = "mf", seed: int | None = 0, dtype: DTypeLike = np.float64) -> Network:
     """The classical two-layer mean-field network (L = 1): f(x) = (1/m) Σ v_i σ(u_i·x + c_i).
 
     Defaults: u ~ N(0, I/d), c ~ N(0, 1), v ~ N(0, 1).
@@ -370,9 +374,10 @@ def two_layer(d: int, m: int, activation: str = "relu", *, bias: bool = True,
     return Network([blk], output=output, scaling=scaling, dtype=dtype, seed=seed)
 
 
-def rzg_three_layer(d: int, m1: int, m2: int, k: int = 1, activations=("relu", "relu"), *,
-                    bias: bool = True, inits=None, output: str = "identity", scaling: str = "mf",
-                    seed=0, dtype=np.float64) -> Network:
+def rzg_three_layer(d: int, m1: int, m2: int, k: int = 1,
+                    activations: Sequence[str] = ("relu", "relu"), *, bias: bool = True,
+                    inits: dict | None = None, output: str = "identity", scaling: str = "mf",
+                    seed: int | None = 0, dtype: DTypeLike = np.float64) -> Network:
     """The [RZG] 3-layer network: L = 2 blocks joined through a bottleneck of width k.
 
     x ∈ R^d → h⁽¹⁾ = (1/m₁) Σ v_i σ₁(u_i·x + c_i) ∈ R^k → f = (1/m₂) Σ a_j σ₂(w_j·h⁽¹⁾ + b_j).
@@ -394,7 +399,7 @@ def rzg_three_layer(d: int, m1: int, m2: int, k: int = 1, activations=("relu", "
     return Network([b1, b2], output=output, scaling=scaling, dtype=dtype, seed=seed)
 
 
-def sl_depth2(d: int, r: int, *, seed=0, dtype=np.float64) -> Network:
+def sl_depth2(d: int, r: int, *, seed: int | None = 0, dtype: DTypeLike = np.float64) -> Network:
     """The [SL] depth-2 learner N(x) = clip₀¹(Σ_j w_j erf(u_j·x + b_j)) in mean-field form.
 
     u_j ~ N(0, I_d/4), b_j ~ N(0, 1/4), drawn once and frozen; w₀ ~ N(0, I_r/r²).
@@ -407,7 +412,8 @@ def sl_depth2(d: int, r: int, *, seed=0, dtype=np.float64) -> Network:
     return Network([blk], output="clip01", scaling="mf", dtype=dtype, seed=seed)
 
 
-def sl_depth1(d: int, r: int, activation: str = "relu", *, seed=0, dtype=np.float64) -> Network:
+def sl_depth1(d: int, r: int, activation: str = "relu", *, seed: int | None = 0,
+              dtype: DTypeLike = np.float64) -> Network:
     """The [SL] depth-1 baseline N(x) = Σ_j w_j σ(u_j·x + b_j) + b₀, every weight trained.
 
     Mean-field form: one block (v_j = r·w_j, scale 1/r) and a trained output bias b₀ = 0.
@@ -417,9 +423,9 @@ def sl_depth1(d: int, r: int, activation: str = "relu", *, seed=0, dtype=np.floa
     return Network([blk], output="identity", scaling="mf", out_bias=0.0, dtype=dtype, seed=seed)
 
 
-def stack(d: int, widths: Sequence[int], bottlenecks: Sequence[int] = (), activations=None, *,
-          bias: bool = True, output: str = "identity", scaling: str = "mf", seed=0,
-          dtype=np.float64) -> Network:
+def stack(d: int, widths: Sequence[int], bottlenecks: Sequence[int] = (),
+          activations: Sequence[str] | None = None, *, bias: bool = True, output: str = "identity",
+          scaling: str = "mf", seed: int | None = 0, dtype: DTypeLike = np.float64) -> Network:
     """A general L-block network: widths (m_1..m_L), bottlenecks (k_1..k_{L−1}).
 
     Initialisation: u ~ N(0, I/k_in), c ~ N(0, 1), v ~ N(0, 1) in every block.

@@ -12,7 +12,9 @@ of size dt is gradient descent with learning rate η_l m_l dt.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
+
+from numpy.typing import ArrayLike
 
 import numpy as np
 
@@ -41,7 +43,7 @@ class Dataset:
     ``seed.data``); a run records it as its data seed, and as unknown when it is None.
     """
 
-    def __init__(self, X, y, seed: int | None = None):
+    def __init__(self, X: ArrayLike, y: ArrayLike, seed: int | None = None):
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float)
         if X.ndim != 2 or X.shape[0] < 1:
@@ -212,7 +214,8 @@ class Objective(_Scheduled):
     :meth:`batch` evaluates many objectives of one architecture in one kernel call.
     """
 
-    def __init__(self, network: Network, data, loss: str = "squared", member: int = 0):
+    def __init__(self, network: Network, data: Dataset | Stream, loss: str = "squared",
+                 member: int = 0):
         self.network = network
         self.loss_name = loss
         self._loss = loss_code(loss)
@@ -277,20 +280,21 @@ class Objective(_Scheduled):
         """Time scales 1 for trainable groups, 0 for frozen ones."""
         return np.array([1.0 if g.trainable else 0.0 for g in self.groups])
 
-    def velocity(self, theta=None, scales=None, step: int = 0):
+    def velocity(self, theta: np.ndarray | None = None, scales: np.ndarray | None = None,
+                 step: int = 0) -> np.ndarray:
         """(loss, velocity (P,)) at ``theta`` (default: the network's parameters)."""
         theta = self.network.theta if theta is None else theta
         out = np.empty_like(theta)
         val = self(theta, out, self.default_scales() if scales is None else scales, step)
         return val, out
 
-    def loss(self, theta=None, step: int = 0) -> float:
+    def loss(self, theta: np.ndarray | None = None, step: int = 0) -> float:
         """The empirical loss at ``theta`` (default: the network's parameters)."""
         theta = self.network.theta if theta is None else theta
         self._draw(step)
         return float(self._plan.run(theta, theta, K.LOSS)[0])
 
-    def dissipation(self, velocity, scales=None) -> float:
+    def dissipation(self, velocity: np.ndarray, scales: np.ndarray | None = None) -> float:
         """−dL/dt along the flow: Σ_g ‖V_g‖² / (η_g rate_g) over moving groups g.
 
         Since V = −η · rate · ∂L/∂θ, this is −∂L/∂θ · V.  Under mean-field scaling it is
@@ -317,7 +321,7 @@ class BatchedObjective(_Scheduled):
     bit those of evaluating each member alone (the kernels run the same work items).
     """
 
-    def __init__(self, objectives):
+    def __init__(self, objectives: Sequence[Objective]):
         self.objectives = list(objectives)
         sizes = [o.size for o in self.objectives]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -335,6 +339,6 @@ class BatchedObjective(_Scheduled):
         self._plan.coefficients(scales)
         return self._plan.run(y, out, K.VELOCITY)
 
-    def losses(self, y) -> np.ndarray:
+    def losses(self, y: np.ndarray) -> np.ndarray:
         """(B,) each member's empirical loss at the concatenated parameters ``y``."""
         return self._plan.run(y, y, K.LOSS).copy()

@@ -2,22 +2,29 @@
 also expose their profile ``profile(ρ)`` so that y(x) = profile(‖x‖)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .activations import ACTIVATIONS
 from .network import two_layer
 from .registry import Param, Registry
 
+if TYPE_CHECKING:
+    from .network import Network
+
 
 class RadialTarget:
     """y(x) = g(‖x‖) for a vectorised function ``g`` of the norm."""
 
-    def __init__(self, g):
+    def __init__(self, g: Callable[[np.ndarray], ArrayLike]):
         if not callable(g):
             raise TypeError("g must be a callable of the norm")
         self.g = g
 
-    def profile(self, rho):
+    def profile(self, rho: ArrayLike) -> np.ndarray:
         return np.asarray(self.g(np.asarray(rho, dtype=float)), dtype=float)
 
     def __call__(self, X) -> np.ndarray:
@@ -50,7 +57,7 @@ class BallIndicator(RadialTarget):
 class Teacher:
     """y(x) = teacher(x) for a :class:`~meanfield.network.Network` (student–teacher)."""
 
-    def __init__(self, network):
+    def __init__(self, network: Network):
         self.network = network
 
     def __call__(self, X) -> np.ndarray:

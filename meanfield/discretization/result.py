@@ -19,6 +19,8 @@ from .decomposition import Decomposition
 if TYPE_CHECKING:
     import pandas
     import xarray
+
+    from ..network import Network
 from .measures import output_gap
 from .options import SweepOptions, reference_config
 from .rates import COVERAGE, FEW_SEEDS, width_label, extrapolate, fit_bias_rate, fit_rate
@@ -240,7 +242,7 @@ class GapResult:
         self.status[w] = res["status"]
         self.done[w] = True
 
-    def template(self):
+    def template(self) -> Network:
         """The reference's initial network (its architecture, and the initial particles):
         a copy, made once (every write of the file needs the architecture)."""
         if self._template is None:
