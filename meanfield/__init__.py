@@ -52,7 +52,12 @@ __all__ = ["__version__", *_MODULES[:9], *_EXPORTS]
 
 def __getattr__(name):
     if name in _EXPORTS:
-        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        module = import_module(f".{_EXPORTS[name]}", __name__)
+        value = getattr(module, name)
+        # importing a submodule binds its name here: where an export has the same name
+        # (``train``, the function of the module ``train``), the export wins
+        if _EXPORTS[name] in _EXPORTS:
+            globals()[_EXPORTS[name]] = getattr(module, _EXPORTS[name])
     elif name in _MODULES or name.startswith("_"):
         try:
             value = import_module(f".{name}", __name__)

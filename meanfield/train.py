@@ -2,6 +2,7 @@
 :func:`meanfield.experiment.drive` and an in-memory history."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,7 +11,7 @@ import solvers
 
 from .experiment import Progress, drive, interactive
 from .network import Network
-from .objective import Objective
+from .objective import Dataset, Objective, Stream
 
 
 @dataclass
@@ -37,7 +38,8 @@ class TrainResult:
     history: History
 
 
-def train(network: Network, data, *, loss: str = "squared", hooks=(), progress=None,
+def train(network: Network, data: Dataset | Stream, *, loss: str = "squared",
+          hooks: Sequence[Callable] = (), progress: bool | None = None,
           **solver_kwargs) -> TrainResult:
     """Train ``network`` on ``data`` by the Wasserstein gradient flow of the loss.
 
