@@ -145,7 +145,10 @@ def velocity_axes(run: Run, ax: Axes | None = None) -> Axes:
     ax.set_xlabel("flow time t")
     ax.set_ylabel("velocity norm (1/m Σ‖Vᵢ‖²)^½")
     ax.set_title(f"{run_label(run)}\nstationarity: each block's velocity", fontsize=9)
-    ax.legend()
+    if ax.get_lines():
+        ax.legend()
+    else:   # every block frozen, or already at rest: say so instead of an empty legend
+        ax.text(0.5, 0.5, "no block moves (velocity 0)", transform=ax.transAxes, ha="center")
     return ax
 
 
