@@ -1009,3 +1009,31 @@ def test_exports_of_a_live_and_a_killed_run_are_the_files_rows(tmp_path):
     out = tmp_path / "live.h5"
     _killed_run(tmp_path, out, while_live=lambda p: _exports_match_the_file(p, "running"))
     _exports_match_the_file(out, "interrupted")
+
+
+def test_close_keeps_the_status_a_writer_recorded_before_it_died(tmp_path):
+    """A writer that recorded "complete" and died before closing its file (here: its
+    close replaced by os._exit) leaves HDF5's write flag set: `repr` and `info` name
+    `meanfield close`, which keeps the status "complete" and every row."""
+    from meanfield._h5lock import status_flags
+    from meanfield.store import H5Recorder
+
+    cfg = config(tmp_path)
+    out = tmp_path / "done.h5"
+    code = ("import os, sys\nfrom meanfield.store import H5Recorder\n"
+            "H5Recorder.close = lambda self: os._exit(0)\n"
+            "from meanfield.cli import main\n"
+            f"main(['run', {str(cfg)!r}, '-o', {str(out)!r}, '-q', '--set', 'solver.steps=30'])\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert status_flags(out) != 0
+    with open_run(out) as run:
+        assert run.status == "complete" and run.unclosed and "meanfield close" in repr(run)
+        rows = np.asarray(run.series["loss"])
+    assert H5Recorder.seal(out) == "closed"
+    with h5py.File(out, "r") as f:
+        assert f["progress/status"][()].rstrip(b"\0") == b"complete"
+        assert np.array_equal(f["series/loss"][:len(rows)], rows)
+    with open_run(out) as run:
+        assert run.status == "complete" and not run.unclosed

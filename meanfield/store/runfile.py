@@ -368,7 +368,8 @@ class H5Recorder(Recorder):
         This rewrites the file as :meth:`resume` would, but keeps *every* row its
         counters cover (none is lost: rows past the checkpoint stay, and a later resume
         drops and recomputes them as usual), every snapshot, the checkpoint with its wall
-        time, the data, configuration text and seeds; its status becomes "interrupted".
+        time, the data, configuration text and seeds; its status becomes "interrupted"
+        (a writer killed after it recorded "complete" or "diverged" keeps that status).
         The new file is written beside the old one and renamed over it.
 
         Returns what was done, in words: "closed" or "already closed" (a file closed
@@ -393,6 +394,9 @@ class H5Recorder(Recorder):
                 content = cls._content(r, r.n_series, r.n_snapshots)
                 ck = r.checkpoint()
                 comp = r.f["snapshots/blocks/1/u"].compression or "none"
+                # a writer killed after it wrote its final status keeps it; "running"
+                # (the writer died mid-run) becomes "interrupted"
+                status = r.live_status if r.live_status != "running" else "interrupted"
                 message = r.message
             content["wall_time"] = float(ck["wall_time"]) if ck else 0.0
             rec = cls.create(path, network=network, record={"compression": comp},
@@ -406,7 +410,7 @@ class H5Recorder(Recorder):
                                                            if k != "wall_time"})
                 write_checkpoint(rec._ds, 0, state, float(ck["wall_time"]))
                 rec.slot = 0
-            rec._status("interrupted", message or "the writer died; the file was closed by "
+            rec._status(status, message or "the writer died; the file was closed by "
                         "'meanfield close'")
             rec._commit(True)
         finally:
@@ -729,7 +733,7 @@ class Run:
         self.message = msg
         # a writer that died leaves HDF5's "open for writing" flag: plain h5py, xarray and
         # h5dump refuse the file until `meanfield close` rewrites it (H5Recorder.seal)
-        self.unclosed = st == "interrupted" and self.version > 1 and status_flags(self.path) != 0
+        self.unclosed = st != "running" and self.version > 1 and status_flags(self.path) != 0
         self.series = {k: Rows(v, n_series) for k, v in f["series"].items() if k != "block"}
         sn = f["snapshots"]
         self.snapshots = {"step": Rows(sn["step"], n_snapshots), "t": Rows(sn["t"], n_snapshots)}
