@@ -916,7 +916,9 @@ def test_files_get_the_permissions_the_umask_gives(tmp_path, umask, mode):
 
 
 def test_files_are_read_without_posix_file_locks(tmp_path):
-    """Without fcntl (Windows), run and gap files are still read; writing says why not."""
+    """Without fcntl and msvcrt (neither POSIX nor Windows locks), run and gap files are
+    still read; writing says why not.  (On Windows the lock is msvcrt's: the test of
+    the msvcrt branch follows.)"""
     cfg = config(tmp_path)
     run, gap = tmp_path / "r.h5", tmp_path / "g.h5"
     assert cli("run", cfg, "-o", run, "-q", "--set", "solver.steps=5")[0] == 0
@@ -927,7 +929,7 @@ def test_files_are_read_without_posix_file_locks(tmp_path):
         assert rc == 0 and err == "", err
     rc, _, err = cli("run", cfg, "-o", tmp_path / "new.h5", "-q", prelude=no_fcntl)
     assert rc == 2
-    one_line(err, "needs POSIX file locks")
+    one_line(err, "needs file locks (flock or msvcrt)")
 
 
 FAKE_MSVCRT = """
