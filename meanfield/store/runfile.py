@@ -42,6 +42,10 @@ STATE_FIELDS = ("t", "step", "loss", "stage", "stage_t0", "stage_step0", "dt", "
 FLOAT_FIELDS = ("t", "loss", "stage_t0", "dt", "wall_time")      # /checkpoint/<slot>/floats
 INT_FIELDS = ("step", "stage", "stage_step0", "rejected")         # /checkpoint/<slot>/ints
 MESSAGE_BYTES = 1024
+# HDF5's file-format bounds of run files: SWMR needs the 1.10 format, and nothing newer is
+# used, so HDF5 1.10's own tools (h5dump 1.10.8 of Debian 12, measured) read them; with
+# "latest" (HDF5 2.0's format) they fail on every attribute
+LIBVER = ("v110", "v110")
 CLOSE_HINT = ("its writer died without closing it: plain h5py, xarray and h5dump refuse it "
               "until 'meanfield close {path}' (no row is lost)")
 
@@ -191,13 +195,13 @@ class H5Recorder(Recorder):
                     cls(g, network, record, path=path)._restore(content)
 
             try:
-                fileformat.write_image(tmp, fileformat.build_image(build, libver="latest"))
+                fileformat.write_image(tmp, fileformat.build_image(build, libver=LIBVER))
             except OSError as e:
                 raise RunWriteError(e.errno or errno.EIO, f"{path}: cannot write the run file's "
                                     f"first version ({e.strerror or e}); nothing was written"
                                     + (", the previous file is unchanged" if os.path.exists(path)
                                        else "")) from None
-            f = h5py.File(tmp, "r+", libver="latest")
+            f = h5py.File(tmp, "r+", libver=LIBVER)
             f.swmr_mode = True   # from here on: readers may open the file
             f.flush()
             fileformat.publish(tmp, path, overwrite=overwrite)
@@ -304,7 +308,7 @@ class H5Recorder(Recorder):
                                  initial_state=state, overwrite=True, lock=lock,
                                  content=content, **content.pop("file"))
                 return rec, state
-            f = h5py.File(path, "r+", libver="latest")
+            f = h5py.File(path, "r+", libver=LIBVER)
         except BaseException:
             lock.release()
             raise
