@@ -37,6 +37,12 @@ class LockedError(OSError):
     """The run file is being written by another process."""
 
 
+def lock_path(path) -> str:
+    """The writer lock's sidecar file of ``path``: ``.<name>.lock`` in the same folder."""
+    path = os.path.abspath(os.fspath(path))
+    return os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
+
+
 def _try_lock(fd, shared: bool = False) -> bool:
     """Take the lock of the open lock file ``fd`` without waiting; False if held."""
     if fcntl is not None:
@@ -70,7 +76,7 @@ class WriterLock:
     def __init__(self, path):
         path = os.path.abspath(os.fspath(path))
         self.path = path
-        self.lock_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
+        self.lock_path = lock_path(path)
         self.fd = None
 
     def acquire(self) -> "WriterLock":
@@ -133,10 +139,8 @@ def writer_alive(path) -> bool:
     file; a reader's probe; False where there are no file locks)."""
     if fcntl is None and msvcrt is None:
         return False
-    path = os.path.abspath(os.fspath(path))
-    lock_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
     try:   # msvcrt.locking needs a writable descriptor; flock does not
-        fd = os.open(lock_path, (os.O_RDONLY if fcntl is not None else os.O_RDWR)
+        fd = os.open(lock_path(path), (os.O_RDONLY if fcntl is not None else os.O_RDWR)
                      | getattr(os, "O_BINARY", 0))
     except OSError:
         return False

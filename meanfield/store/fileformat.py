@@ -149,10 +149,9 @@ def read_seeds(attrs) -> dict:
 
 
 # ----------------------------------------------------------------------------------
-# write, then rename
+# labels: dimension scales and attributes that netCDF readers (xarray with h5netcdf)
+# understand, written when a file is built
 # ----------------------------------------------------------------------------------
-# -- labels: dimension scales and attributes that netCDF readers (xarray with h5netcdf)
-# understand, written when a file is built ------------------------------------------------
 NETCDF_DIMENSION = "This is a netCDF dimension but not a netCDF variable."
 
 
@@ -163,20 +162,18 @@ def label(ds, long_name: str, units: str = "1"):
     return ds
 
 
-def dimension(group, name: str, size: int, maxsize=0):
+def dimension(group, name: str, size: int):
     """A dimension ``name`` of length ``size`` in ``group`` without coordinate values:
     an HDF5 dimension scale that allocates no storage, named the netCDF-4 way so that
-    netCDF readers show a dimension, not a variable.  ``maxsize=None``: unlimited."""
-    ds = group.create_dataset(name, shape=(size,), dtype="f4",
-                              maxshape=(None if maxsize is None else size,),
-                              **({"chunks": (1024,)} if maxsize is None else {}))
+    netCDF readers show a dimension, not a variable."""
+    ds = group.create_dataset(name, shape=(size,), dtype="f4")
     ds.make_scale(f"{NETCDF_DIMENSION}{size:10d}")
     return ds
 
 
-def coordinate(ds, name: str = None):
+def coordinate(ds):
     """Make dataset ``ds`` (1-D) the coordinate variable of a dimension of its own name."""
-    ds.make_scale(name or ds.name.rsplit("/", 1)[-1])
+    ds.make_scale(ds.name.rsplit("/", 1)[-1])
     return ds
 
 
@@ -188,6 +185,9 @@ def attach(ds, *scales) -> None:
         ds.dims[axis].attach_scale(sc)
 
 
+# ----------------------------------------------------------------------------------
+# write, then rename
+# ----------------------------------------------------------------------------------
 def _debris(path) -> list:
     folder = os.path.dirname(os.path.abspath(path))
     return glob.glob(os.path.join(glob.escape(folder),
