@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout import GAP_ATTRS, PARAMS, SERIES_ATTRS, group_name
+from .layout import GAP_ATTRS, GAP_DIMS, PARAMS, SERIES_ATTRS, group_name
 
 def _need(module: str):
     import importlib
@@ -140,12 +140,10 @@ def gap_xarray(res):
               "point": ("point", np.arange(N), _attrs("index in the test sample")),
               "block_widths": (("width", "block"), np.asarray(res.block_widths),
                                _attrs("members' widths per block"))}
-    dims = {"function": ("width", "seed", "t"), "loss_train": ("width", "seed", "t"),
-            "loss_test": ("width", "seed", "t"), "outputs": ("width", "seed", "t", "point"),
-            "w2_floor": ("width", "t", "block"), "sliced_w2_floor": ("width", "t", "block")}
+    names = {"W": "width", "S": "seed", "T": "t", "L": "block", "N": "point"}
     data = {}
     for k, (name, units) in GAP_ATTRS.items():
-        data[k] = (dims.get(k, ("width", "seed", "t", "block")), getattr(res, k), _attrs(name, units))
+        data[k] = (tuple(names[c] for c in GAP_DIMS[k]), getattr(res, k), _attrs(name, units))
     for term, arr in (res.decomposition or {}).items():
         data[f"decomposition_{term}"] = (("width", "seed", "t"), np.asarray(arr, dtype=float),
                                          _attrs(f"[RZG] decomposition term {term}"))

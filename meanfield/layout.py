@@ -51,6 +51,14 @@ GAP_ATTRS = {
     "w2_floor": ("W2 between two disjoint samples of the reference's cloud (noise floor)", "1"),
     "sliced_w2_floor": ("sliced W2 between two disjoint samples of the reference's cloud", "1"),
 }
+# The dimensions of each member array of a sweep, by letter: W widths, S seeds, T gap
+# times, L blocks, N test points (the gap file's shape checks and labels, and the xarray
+# export, all read them here)
+GAP_DIMS = {
+    "function": "WST", "loss_train": "WST", "loss_test": "WST",
+    "feature": "WSTL", "coupling": "WSTL", "w2": "WSTL", "sliced_w2": "WSTL", "mmd2": "WSTL",
+    "outputs": "WSTN", "w2_floor": "WTL", "sliced_w2_floor": "WTL",
+}
 RUN_ATTRS = {
     "step": ("solver step", "1"),
     "t": ("flow time", "1"),

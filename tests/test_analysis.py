@@ -97,10 +97,12 @@ def test_a_sweep_as_a_dataframe_and_a_dataset():
     assert float(ds["function"].sel(width=8, seed=1).isel(t=-1)) == res.function[1, 1, -1]
     for name, var in ds.data_vars.items():
         assert var.attrs["long_name"] and var.attrs["units"], name
-    from meanfield.analysis import GAP_ATTRS
-    from meanfield.discretization.result import ARRAYS
+    from meanfield.discretization.result import ARRAYS, FLOORS, PER_BLOCK, PER_SEED
+    from meanfield.layout import GAP_ATTRS, GAP_DIMS
 
     assert set(GAP_ATTRS) == set(ARRAYS)   # every member array is labelled, none twice
+    assert {k: len(GAP_DIMS[k]) for k in ARRAYS} == {   # and has the shape its group says
+        **{k: 3 for k in PER_SEED + FLOORS}, **{k: 4 for k in PER_BLOCK}, "outputs": 4}
 
 
 def test_the_core_works_without_pandas_and_xarray(run_file):

@@ -14,10 +14,10 @@ import os
 import numpy as np
 
 from .. import config as C
-from ..layout import GAP_ATTRS
+from ..layout import GAP_ATTRS, GAP_DIMS
 from ..store import fileformat, write_architecture
 from .options import SweepOptions
-from .result import (ARRAYS, DECOMPOSITION_TERMS, FLOORS, PER_BLOCK, RATE_FIELDS,
+from .result import (ARRAYS, DECOMPOSITION_TERMS, FLOORS, RATE_FIELDS,
                      REFERENCE_ARRAYS, GapResult, Trace)
 
 FORMAT = "meanfield-gap"
@@ -152,17 +152,9 @@ def _labels(f, res) -> None:
         t = ff.dimension(f, "t", g["t"].shape[0])
         ff.attach(ff.label(g["t"], "flow time of the gap time"), t)
         ff.attach(ff.label(g["steps"], "solver step of the gap time"), t)
+        scales = {"W": widths, "S": seeds, "T": t, "L": block, "N": point}
         for k in ARRAYS:
-            name, units = GAP_ATTRS[k]
-            ds = ff.label(g[k], name, units)
-            if k == "outputs":
-                ff.attach(ds, widths, seeds, t, point)
-            elif k in FLOORS:
-                ff.attach(ds, widths, t, block)
-            elif k in PER_BLOCK:
-                ff.attach(ds, widths, seeds, t, block)
-            else:
-                ff.attach(ds, widths, seeds, t)
+            ff.attach(ff.label(g[k], *GAP_ATTRS[k]), *(scales[c] for c in GAP_DIMS[k]))
         if "decomposition" in g:
             for term in g["decomposition"]:
                 ff.attach(ff.label(g[f"decomposition/{term}"], f"[RZG] decomposition: {term}"),
@@ -174,7 +166,7 @@ def _labels(f, res) -> None:
         for k in ("loss_train", "loss_test"):
             ff.attach(ff.label(rg[k], f"the reference's {k.replace('_', ' ')}"), t)
         for k in FLOORS:
-            ff.attach(ff.label(rg[k], *GAP_ATTRS[k]), widths, t, block)
+            ff.attach(ff.label(rg[k], *GAP_ATTRS[k]), *(scales[c] for c in GAP_DIMS[k]))
         for l in range(L):
             h = rg[f"features/{l + 1}"]
             ff.attach(ff.label(h, f"the reference's feature h of block {l + 1} on the test sample"),
@@ -339,10 +331,9 @@ def _check_shapes(res: GapResult, path) -> None:
             expect(f"/reference/features/{l + 1}", h, (T, N, dims[l + 1]))
         if ref.decomposition is not None:
             expect("/reference/decomposition", ref.decomposition, (T, len(DECOMPOSITION_TERMS)))
+        sizes = {"W": W, "S": S, "T": T, "L": L, "N": N}
         for k in ARRAYS:
-            shape = {"outputs": (W, S, T, N)}.get(k, (W, T, L) if k.endswith("floor") else
-                                                  (W, S, T, L) if k in PER_BLOCK else (W, S, T))
-            expect(f"/gap/{k}", getattr(res, k), shape)
+            expect(f"/gap/{k}", getattr(res, k), tuple(sizes[c] for c in GAP_DIMS[k]))
         for term, arr in (res.decomposition or {}).items():
             expect(f"/gap/decomposition/{term}", arr, (W, S, T))
         for name, r in res.rates.items():
