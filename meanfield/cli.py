@@ -328,8 +328,10 @@ def cmd_close(args) -> int:
         raise UsageError(str(e)) from None
     except OSError as e:
         raise UsageError(f"{args.run}: cannot rewrite ({e.strerror or e})") from None
-    print(f"{args.run}: {done}" + (" (every recorded row kept; status: interrupted)"
-                                   if done == "closed" else ""))
+    if done == "closed":
+        with _open(args.run) as r:
+            done += f" (every recorded row kept; status: {r.status})"
+    print(f"{args.run}: {done}")
     return 0
 
 
@@ -458,7 +460,8 @@ def parser() -> argparse.ArgumentParser:
                        "power cut) leaves HDF5's 'open for writing' flag set: plain h5py, "
                        "xarray and h5dump then refuse the file ('file is already open for "
                        "write'). This rewrites it with every recorded row, snapshot and its "
-                       "checkpoint, as a closed file (status: interrupted; it still resumes).")
+                       "checkpoint, as a closed file (status: interrupted, unless the "
+                       "writer had recorded its end; it still resumes).")
     c.add_argument("run", metavar="RUN.h5")
     c.set_defaults(fn=cmd_close)
     s = sub.add_parser("presets", help="list the shipped experiment presets, or print one")

@@ -671,7 +671,8 @@ class Run:
             raise RunFileError(f"{self.path}: truncated ({size} bytes of the {eof} its header "
                                "records)")
         try:
-            if status_flags(self.path) == 0:
+            self.write_flag = status_flags(self.path) != 0   # HDF5's "open for writing"
+            if not self.write_flag:
                 try:
                     self.f = h5py.File(self.path, "r")
                     return
@@ -737,7 +738,7 @@ class Run:
         self.message = msg
         # a writer that died leaves HDF5's "open for writing" flag: plain h5py, xarray and
         # h5dump refuse the file until `meanfield close` rewrites it (H5Recorder.seal)
-        self.unclosed = st != "running" and self.version > 1 and status_flags(self.path) != 0
+        self.unclosed = st != "running" and self.version > 1 and self.write_flag
         self.series = {k: Rows(v, n_series) for k, v in f["series"].items() if k != "block"}
         sn = f["snapshots"]
         self.snapshots = {"step": Rows(sn["step"], n_snapshots), "t": Rows(sn["t"], n_snapshots)}
