@@ -40,7 +40,8 @@ def run(args) -> dict:
             off.append(time.perf_counter() - t)
             path = os.path.join(tmp, f"run{r}.h5")
             t = time.perf_counter()
-            rec = H5Recorder.create(path, network=net, record=record, config_text="", seed=0,
+            rec = H5Recorder.create(path, network=net, record=record, config_text="",
+                                    seeds={"init": net.seed, "data": obj.data.seed, "noise": 0},
                                     train=obj.data)
             spent = 0.0
             for st in solvers.iterate(obj, net.theta, method="euler", dt=1e-3, stop=stop,
