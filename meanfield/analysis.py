@@ -155,6 +155,12 @@ def gap_xarray(res):
         data["reference_error"] = (("t",), ref.error, _attrs(
             "estimated error of the limit's f in L2 of the data law (against half the nodes)"))
     data["done"] = (("width",), np.asarray(res.done), _attrs("the width's task has finished"))
+    B, se = res.bias_squared()
+    data["bias_squared"] = (("width", "t"), B, _attrs(
+        "unbiased estimate of ||E f_m - f_M||^2 (seed mean's squared bias without the seeds' "
+        "noise; can be negative)", "1"))
+    data["bias_squared_se"] = (("width", "t"), se, _attrs(
+        "jackknife standard error over seeds of bias_squared", "1"))
     for name, r in res.rates.items():
         key = name.replace("/", "_")
         what = f"rate of the {name} gap against the {r['x']}"

@@ -412,9 +412,11 @@ def parser() -> argparse.ArgumentParser:
                    "of its initial law (default 16)")
     g.add_argument("--limit-norm-nodes", type=int, metavar="N", help="the limit's nodes per piece "
                    "of its norm law (default 64)")
-    g.add_argument("--samples", choices=["fixed", "fresh"],
-                   help="train on the configured sample (default) or on data.n_train fresh points "
-                   "every step")
+    g.add_argument("--samples", choices=["fixed", "fresh", "independent"],
+                   help="train on the configured sample (default), on data.n_train fresh points "
+                   "every step shared by all members (fresh), or on each member's own fresh "
+                   "points (independent: against the limit, the seed mean then converges to "
+                   "the population flow)")
     g.add_argument("--coupling", choices=["subsample", "independent"],
                    help="members as subsamples of the reference's initial particles (default) or "
                    "independent draws (the only coupling with the limit)")

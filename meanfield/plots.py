@@ -21,6 +21,7 @@ Gap sweeps (a :class:`~meanfield.discretization.GapResult`)::
     gap_width_figure      each gap against the width at the first and last gap time
     gap_time_figure       the function and test-loss gaps against flow time, per width
     beta_axes             the fitted rate β(t) with its interval
+    bias_axes             the seed mean's squared bias without the seeds' noise, against m
     decomposition_figure  the terms of the [RZG] bound over time (two-block networks)
 
 :func:`plot_run` and :func:`plot_gap` write all of them into a folder (what ``meanfield
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import make_target
+from .discretization.options import SAMPLE_NOTES
 from .discretization.rates import bias_gaps, effective_widths
 from .layout import PARAMS, group_name
 
@@ -444,8 +446,8 @@ def gap_width_figure(res: GapResult, fig: Figure | None = None) -> Figure:
     ref = (f"the width-{o.reference_width[0]} reference" if not o.limit else
            "the exact limit (f_M: the limit's f)")
     fig.suptitle(f"{gap_label(res)}\ngap to {ref} against the width ({o.seeds} seeds, "
-                 f"{o.coupling} coupling" + (", fresh samples" if o.samples == "fresh" else "")
-                 + ")", fontsize=10)
+                 f"{o.coupling} coupling"
+                 + (", " + SAMPLE_NOTES[o.samples] if SAMPLE_NOTES[o.samples] else "") + ")", fontsize=10)
     if missing:
         fig.supxlabel("zero or undefined at the first and last gap times (no panel): " + "; ".join(missing),
                       fontsize=8)
@@ -489,8 +491,11 @@ def beta_axes(res: GapResult, ax: Axes | None = None) -> Axes:
     ax = _axes(ax, (6.4, 4.4))
     t = res.t
     for name, color, lab in (("function", "tab:blue", "function gap (single networks)"),
-                             ("bias", "tab:orange", "seed-averaged function")):
-        r = res.rates[name]
+                             ("bias", "tab:orange", "seed-averaged function"),
+                             ("bias_debiased", "tab:green", "bias without the seeds' noise")):
+        r = res.rates.get(name)
+        if r is None or not np.any(np.isfinite(r["beta"])):   # older files; not resolved
+            continue
         ax.plot(t, r["beta"], "-o", ms=3, color=color, label=lab)
         ax.fill_between(t, r["beta_lo"], r["beta_hi"], color=color, alpha=0.2, lw=0)
     ax.axhline(0.5, color="gray", ls="--", lw=1, label="β = 1/2 (fluctuations)")
@@ -500,6 +505,52 @@ def beta_axes(res: GapResult, ax: Axes | None = None) -> Axes:
     ax.set_title(f"{gap_label(res)}\nfitted rate, {_interval_name(res.rates['function'])} band; "
                  f"x = {res.rates['function']['x']}", fontsize=8)
     ax.legend(fontsize=7)
+    return ax
+
+
+def bias_axes(res: GapResult, ax: Axes | None = None, times: Sequence[int] | None = None) -> Axes:
+    """The squared bias of the seed-averaged function without the seeds' noise
+    (:meth:`GapResult.bias_squared`: an unbiased estimate of ‖E f_m − f_M‖²) against the
+    width, at the gap times of index ``times`` (default: the first and the last), with
+    bars of ± 2 standard errors; an estimate less than 2 standard errors above 0 is drawn
+    as an upper bound (▽ at B + 2 se), and the fit C² m^(−2β) of the rate
+    "bias_debiased" where the seeds resolve it.  Returns the Axes."""
+    done = _finished(res)
+    if res.options.seeds < 3:
+        raise ValueError(f"{res.path or 'the sweep'}: the bias's standard error needs 3 seeds "
+                         f"or more, the sweep has {res.options.seeds}")
+    ax = _axes(ax, (6.4, 4.4))
+    B, se = res.bias_squared()
+    x = effective_widths(res.widths, res.options.M, res.options.coupling)[done]
+    times = sorted({0, len(res.t) - 1}) if times is None else list(times)
+    colors = [f"C{i % 10}" for i in range(len(times))]
+    rate = res.rates.get("bias_debiased") if res.rates else None
+    for c, j in zip(colors, times):
+        b, e = B[done, j], se[done, j]
+        sig = b > 2 * e
+        lab = f"t = {res.t[j]:.4g}"
+        if sig.any():
+            ax.errorbar(x[sig], b[sig], yerr=np.minimum(2 * e[sig], 0.999 * b[sig]), fmt="o",
+                        ms=4, color=c, capsize=2, label=lab)
+            lab = None
+        up = ~sig & np.isfinite(e)
+        if up.any():
+            ax.plot(x[up], b[up] + 2 * e[up], "v", ms=5, mfc="none", color=c,
+                    label=(lab or f"t = {res.t[j]:.4g}") + ": upper bounds")
+        if rate is not None and np.isfinite(rate["beta"][j]):
+            C, beta = rate["C"][j], rate["beta"][j]
+            ax.plot(x, C * C * x ** (-2 * beta), "-", color=c, lw=1,
+                    label=f"fit: ({C:.3g} m^−{beta:.2f})²")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(res.rates["function"]["x"] if res.rates else "width m")
+    ax.set_ylabel("‖E f_m − f_M‖² (debiased)")
+    if not ax.has_data():   # every estimate NaN (a diverged width)
+        ax.text(0.5, 0.5, "no finite estimate", transform=ax.transAxes, ha="center")
+    ax.set_title(f"{gap_label(res)}\nsquared bias of the seed mean, ± 2 se "
+                 f"({res.options.seeds} seeds)", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     return ax
 
 
@@ -539,13 +590,15 @@ def decomposition_figure(res: GapResult, fig: Figure | None = None) -> Figure:
 def plot_gap(res: GapResult, outdir: str | os.PathLike[str], format: str = "png") -> list[str]:
     """Write the figures of a width sweep into ``outdir`` (created if needed) as
     ``format`` (png, pdf or svg): gap-vs-width, gap-vs-time, beta (once the rates are
-    computed), decomposition (two-block networks).  Returns the written paths."""
+    computed), bias (three seeds or more), decomposition (two-block networks).  Returns the written paths."""
     _check_format(format)
     _finished(res)
     os.makedirs(outdir, exist_ok=True)
     figures = [("gap-vs-width", gap_width_figure(res)), ("gap-vs-time", gap_time_figure(res))]
     if res.rates:
         figures.append(("beta", beta_axes(res).figure))
+    if res.options.seeds >= 3:
+        figures.append(("bias", bias_axes(res).figure))
     if res.decomposition is not None:
         figures.append(("decomposition", decomposition_figure(res)))
     return [save_figure(fig, outdir, f"{name}.{format}", tight=False) for name, fig in figures]

@@ -30,6 +30,8 @@ fresh samples             ``[seed, step]``                      :class:`~meanfie
 subsample coupling        ``[member seed, block, m]``           :func:`subsample`
 independent members       ``[seed.init, INDEPENDENT, member]``  :func:`independent_init_seed`
 a sweep's fresh samples   ``[H(seed.data, FRESH), step]``       :func:`sweep_samples_seed`
+a member's own samples    ``[H(seed.data, FRESH, member + 1),   :func:`sweep_samples_seed`
+                          step]``
 reference distance cloud  ``[DISTANCES, 0, block]``             :func:`reference_cloud`
 member distance cloud     ``[DISTANCES, 1, w, member, block]``  :func:`member_cloud`
 limit distance cloud      ``[DISTANCES, 2, block]``             :func:`limit_cloud`
@@ -103,12 +105,17 @@ def independent_init_seed(init: int, member: int) -> int:
     return int(np.random.SeedSequence([int(init), INDEPENDENT, int(member)]).generate_state(1)[0])
 
 
-def sweep_samples_seed(data: int) -> int:
-    """The seed of the :class:`~meanfield.Stream` of fresh samples that a sweep with
-    ``samples = "fresh"`` trains on (the reference and every member the same sample at
-    a step), for ``seed.data = data``: a stream unrelated to the fixed data stream
-    (``Stream(seed=data)`` at step 1 would be the data stream itself)."""
-    return int(np.random.SeedSequence([int(data), FRESH]).generate_state(1)[0])
+def sweep_samples_seed(data: int, member: int | None = None) -> int:
+    """The seed of the :class:`~meanfield.Stream` of fresh samples that a sweep trains
+    on, for ``seed.data = data``: with ``samples = "fresh"`` (``member`` None) one stream
+    for the reference and every member (the same sample at a step); with ``samples =
+    "independent"`` member ``member``'s own stream (0-based; the member of that seed at
+    every width, like its initial particles).  Unrelated to the fixed data stream
+    (``Stream(seed=data)`` at step 1 would be the data stream itself) and to each other:
+    the member's list ends in ``member + 1`` ≥ 1, so it is never the shared list padded
+    with a zero."""
+    key = [int(data), FRESH] + ([] if member is None else [int(member) + 1])
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 def reference_cloud(block: int) -> np.random.Generator:

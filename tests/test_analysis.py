@@ -94,6 +94,10 @@ def test_a_sweep_as_a_dataframe_and_a_dataset():
     assert np.array_equal(ds["outputs"].values, res.outputs)
     assert np.array_equal(ds["beta_function"].values, res.rates["function"]["beta"], equal_nan=True)
     assert np.array_equal(ds["beta_lo_feature_1"].values, res.rates["feature/1"]["beta_lo"], equal_nan=True)
+    B, se = res.bias_squared()
+    assert np.array_equal(ds["bias_squared"].values, B)
+    assert np.array_equal(ds["bias_squared_se"].values, se, equal_nan=True)   # NaN with 2 seeds
+    assert ds["bias_squared"].dims == ("width", "t")
     assert float(ds["function"].sel(width=8, seed=1).isel(t=-1)) == res.function[1, 1, -1]
     for name, var in ds.data_vars.items():
         assert var.attrs["long_name"] and var.attrs["units"], name

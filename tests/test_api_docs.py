@@ -44,7 +44,7 @@ def test_the_public_api_is_typed():
              mf.Run.network, mf.Run.template, mf.GapResult.to_xarray, mf.GapResult.to_dataframe,
              plots.plot_run, plots.plot_gap, plots.loss_axes, plots.velocity_axes,
              plots.function_axes, plots.particles_figure, plots.movement_axes,
-             plots.gap_width_figure, plots.gap_time_figure, plots.beta_axes,
+             plots.gap_width_figure, plots.gap_time_figure, plots.beta_axes, plots.bias_axes,
              plots.decomposition_figure]
     for name in mf._EXPORTS:
         obj = getattr(mf, name)

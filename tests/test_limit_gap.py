@@ -3,6 +3,7 @@
 configuration's schedule, the members fluctuate around it at t = 0 as the closed form
 says, the gap file keeps its rules, and what the limit cannot reduce is refused before
 anything trains."""
+import h5py
 import numpy as np
 import pytest
 
@@ -145,3 +146,60 @@ def test_a_three_layer_sweep_against_the_limit(tmp_path):
         f["reference/weights"] = np.ones(5)
     with pytest.raises(mf.discretization.GapFileError, match="/reference/weights has shape"):
         open_gap(path)
+
+
+def test_independent_samples_give_every_member_its_own_stream(tmp_path):
+    """``samples="independent"``: member k trains on the stream keyed by
+    ``streams.sweep_samples_seed(seed.data, k)``, whatever the width, exactly as it
+    would alone; with ``"fresh"`` every member trains on the one shared stream.  The
+    option survives the file and a resume."""
+    from meanfield import streams
+    from meanfield.discretization import resume_sweep
+    from meanfield.experiment import drive
+    from meanfield.objective import Objective, Stream
+
+    path = tmp_path / "own.h5"
+    res = sweep(TOML, widths=[16, 32], seeds=2, n_boot=20, path=path, samples="independent",
+                **RULES)
+    shared = sweep(TOML, widths=[16, 32], seeds=2, n_boot=20, samples="fresh", **RULES)
+    cfg = C.load_config(TOML)
+    exp = mf.from_config(cfg)
+
+    def alone(width, k, own):
+        c = C.load_config(TOML)
+        c["seed"]["init"] = streams.independent_init_seed(cfg["seed"]["init"], k)
+        net = C.make_network(c, widths=[width])
+        data = Stream(C.make_distribution(cfg).sample, exp.target, 128,
+                      seed=streams.sweep_samples_seed(cfg["seed"]["data"], k if own else None))
+        final, status, _ = drive(Objective(net, data, loss=exp.loss), net.theta,
+                                 **exp.solver_kwargs())
+        assert status == "complete"
+        return final.y
+
+    for w, width in enumerate((16, 32)):
+        for k in range(2):
+            assert np.array_equal(res.theta[w][k], alone(width, k, True))
+            assert np.array_equal(shared.theta[w][k], alone(width, k, False))
+    # the streams differ between members and from the shared one
+    keys = {streams.sweep_samples_seed(3, None), streams.sweep_samples_seed(3, 0),
+            streams.sweep_samples_seed(3, 1)}
+    assert len(keys) == 3
+    assert not np.array_equal(res.theta[0][0], shared.theta[0][0])
+    back = open_gap(path)
+    assert back.options.samples == "independent"
+    # the debiased bias rate is kept in the file (NaN: two seeds resolve nothing)
+    for k in ("beta", "C"):
+        assert np.array_equal(back.rates["bias_debiased"][k], res.rates["bias_debiased"][k],
+                              equal_nan=True)
+    assert "bias without the seeds' noise: not resolved" in back.summary()
+    assert "each member its own" in back.summary()
+    # a sweep cut after its first width resumes to the same second width, bit for bit
+    with h5py.File(path, "r+") as f:
+        f["gap/done"][1] = 0
+    again = resume_sweep(path)
+    assert np.array_equal(again.theta[1], res.theta[1]) and again.options.samples == "independent"
+    with pytest.raises(SweepError, match="samples: expected one of fixed, fresh, independent"):
+        sweep(TOML, widths=[16, 32], samples="own", **RULES)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["gap", "--preset", "relu-norm-2layer", "--samples", "own", "-q"])
+    assert e.value.code == 2

@@ -363,6 +363,9 @@ def test_figures_draw_into_given_axes_name_their_run_and_warn_nothing(tmp_path, 
         assert all(a.has_data() for a in gf.axes if a.get_title())
         ax = Figure().subplots()
         assert plots.beta_axes(res, ax=ax) is ax and "g.h5" in ax.get_title()
+        ax = Figure().subplots()
+        assert plots.bias_axes(res, ax=ax) is ax and "3 seeds" in ax.get_title()
+        assert ax.has_data() and ax.get_yscale() == "log"
         for fn in (plots.gap_time_figure, plots.decomposition_figure):
             f = Figure()
             assert fn(res, fig=f) is f and "g.h5" in f.get_suptitle()
@@ -371,7 +374,7 @@ def test_figures_draw_into_given_axes_name_their_run_and_warn_nothing(tmp_path, 
         assert cli.main(["plot", str(run), "-o", str(folder), "--format", fmt]) == 0
         assert cli.main(["plot", str(gap), "-o", str(folder), "--format", fmt]) == 0
         written = sorted(p.name for p in folder.iterdir())
-        assert {"loss", "velocity", "movement", "gap-vs-width", "beta"} <= {w.rsplit(".", 1)[0] for w in written}
+        assert {"loss", "velocity", "movement", "gap-vs-width", "beta", "bias"} <= {w.rsplit(".", 1)[0] for w in written}
         assert all(w.endswith("." + fmt) for w in written)
         assert all((folder / w).read_bytes()[:len(magic)] == magic for w in written)
     capsys.readouterr()

@@ -53,9 +53,13 @@ class SweepOptions:
     limit_nodes, limit_norm_nodes : the limit's rules (nodes per coordinate of the initial
         law, per piece of the norm law); the limit with half as many of each gives the
         reference's error estimate
-    samples : "fixed" (members train on the configuration's ``data.n_train`` points) or
-        "fresh" (``data.n_train`` new points every step, so that against the limit the
-        width gap is seen without a sample floor)
+    samples : "fixed" (members train on the configuration's ``data.n_train`` points),
+        "fresh" (``data.n_train`` new points every step, the same for the reference and
+        every member: against the limit their seed mean keeps that one stream's
+        deviation from the population flow) or "independent" (new points every step
+        from each member's own stream, so that against the limit the seed mean averages
+        the sample noise away with the initial particles' and converges to the
+        population flow; docs/math.md §8.2)
     """
 
     widths: tuple
@@ -136,7 +140,9 @@ def _check_config(cfg: dict) -> None:
 
 
 REFERENCES = ("network", "limit")
-SAMPLES = ("fixed", "fresh")
+SAMPLES = ("fixed", "fresh", "independent")
+SAMPLE_NOTES = {"fixed": "", "fresh": "fresh samples every step (shared)",
+                "independent": "fresh samples every step (each member its own)"}
 
 
 def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
     from ..network import Network
 from .measures import output_gap
-from .options import SweepOptions, reference_config
-from .rates import COVERAGE, FEW_SEEDS, width_label, extrapolate, fit_bias_rate, fit_rate
+from .options import SAMPLE_NOTES, SweepOptions, reference_config
+from .rates import (COVERAGE, FEW_SEEDS, bias_squared, extrapolate, fit_bias_rate,
+                    fit_debiased_bias_rate, fit_rate, width_label)
 
 # the [RZG] decomposition's terms, in the order of the Decomposition dataclass
 DECOMPOSITION_TERMS = tuple(f.name for f in fields(Decomposition) if f.name != "kappa")
@@ -97,7 +98,9 @@ class GapResult:
     theta: list of (S, P_w) final particles per width (None until it ran);  sigma: list
     (per width) of lists (per block) of (S, m_l), subsample coupling only
     rates: dict name -> {"beta", "beta_lo", "beta_hi", "C"} (T,) arrays, with "x" (what
-    the width axis is), "level", "n_boot"; names "function", "bias", "feature/<l>",
+    the width axis is), "level", "n_boot"; names "function", "bias" (‖f̄_m − f_M‖ with f̄_m the
+    seed mean, noise included), "bias_debiased" (‖E f_m − f_M‖, fitted to
+    :meth:`bias_squared`; NaN where the seeds do not resolve it), "feature/<l>",
     "coupling/<l>" (1-based l); empty until the sweep is complete
     extrapolation: dict (see :meth:`compute_rates`)
     file_status, file_message: the status of the sweep as its gap file records it
@@ -249,12 +252,29 @@ class GapResult:
             self._template = C.make_network(reference_config(self.config, self.options))
         return self._template.copy()
 
+    def bias_squared(self) -> tuple:
+        """``(B, se)``, both (W, T): the unbiased estimate of ‖E f_m − f_M‖² (the squared
+        bias of width m's seed-averaged function, L² over the test sample, without the
+        noise that averaging the seeds leaves; it can be negative) and its jackknife
+        standard error over seeds (:func:`.rates.bias_squared`), NaN for widths not done."""
+        W, T = self.options.W, len(self.t)
+        B, se = np.full((W, T), np.nan), np.full((W, T), np.nan)
+        if self.reference is None:
+            return B, se
+        for j in range(T):
+            f = self.outputs[:, :, j]
+            ok = np.isfinite(f).all(axis=(1, 2))
+            if ok.any():
+                B[ok, j], se[ok, j] = bias_squared(f[ok], self.reference.outputs[j])
+        return B, se
+
     # -- rates --
     def compute_rates(self) -> None:
         """Fit the rates at every gap time and extrapolate (needs every width done).
 
         Rates: the RMS gap of single networks ("function"), the gap of the seed-averaged
-        function ("bias"), the feature and coupling gaps per block; against the effective
+        function ("bias"), the bias without the seeds' noise ("bias_debiased",
+        :func:`.rates.fit_debiased_bias_rate`), the feature and coupling gaps per block; against the effective
         width (1/m ∓ 1/M)⁻¹ of the first block (see :func:`.rates.effective_widths`).
         A time where a measure is zero or not finite for some member gets NaN.
         Extrapolation: the seed-mean test loss at every time (Richardson, in 1/m or 1/√m,
@@ -272,14 +292,17 @@ class GapResult:
             if o.coupling == "subsample":
                 series[f"coupling/{l + 1}"] = self.coupling[..., l]
         rates = {}
-        for name, g in list(series.items()) + [("bias", None)]:
+        for name, g in list(series.items()) + [("bias", None), ("bias_debiased", None)]:
             r = {k: np.full(T, np.nan) for k in RATE_FIELDS}
             for j in range(T):
-                if name == "bias":
+                if name.startswith("bias"):
                     f = self.outputs[:, :, j]
                     if not np.isfinite(f).all():
                         continue
-                    fit = fit_bias_rate(m, f, self.reference.outputs[j], seed=j, **kw)
+                    fit = (fit_bias_rate(m, f, self.reference.outputs[j], seed=j, **kw)
+                           if name == "bias" else
+                           fit_debiased_bias_rate(m, f, self.reference.outputs[j], M=o.M,
+                                                  coupling=o.coupling, level=o.level))
                 else:
                     gj = g[:, :, j]
                     if not (np.isfinite(gj).all() and (gj > 0).all()):
@@ -287,8 +310,10 @@ class GapResult:
                     fit = fit_rate(m, gj, seed=j, **kw)
                 for k in r:
                     r[k][j] = getattr(fit, k)
-            r.update(x=width_label(kw["M"], o.coupling), level=o.level, n_boot=o.n_boot,
-                     interval=o.interval)
+            debiased = name == "bias_debiased"   # always a jackknife, no resamples
+            r.update(x=width_label(kw["M"], o.coupling), level=o.level,
+                     n_boot=0 if debiased else o.n_boot,
+                     interval="jackknife" if debiased else o.interval)
             rates[name] = r
         self.rates = rates
         ex = {"value": np.full(T, np.nan), "error": np.full(T, np.nan),
@@ -317,7 +342,7 @@ class GapResult:
             status = "incomplete (resume with --resume)"
         lines.append(f"sweep: {status}; {o.W} widths {list(map(int, self.widths))} x {o.seeds} "
                      f"seeds, reference {self.reference_description}, coupling {o.coupling}"
-                     + (", fresh samples every step" if o.samples == "fresh" else ""))
+                     + (", " + SAMPLE_NOTES[o.samples] if SAMPLE_NOTES[o.samples] else ""))
         lines.append(f"done: {int(self.done.sum())}/{o.W} widths" +
                      ("" if self.reference is not None else "; the reference has not finished"))
         if self.reference is not None:
@@ -353,6 +378,13 @@ class GapResult:
                 lines.append(f"  t = {self.t[j]:<10.4g} beta = {r['beta'][j]:.3f} "
                              f"[{r['beta_lo'][j]:.3f}, {r['beta_hi'][j]:.3f}];  bias (seed-averaged) "
                              f"beta = {b['beta'][j]:.3f} [{b['beta_lo'][j]:.3f}, {b['beta_hi'][j]:.3f}]")
+                db = self.rates.get("bias_debiased")
+                if db is not None:
+                    lines.append(
+                        f"  {'':<14}bias without the seeds' noise: " +
+                        (f"beta = {db['beta'][j]:.3f} [{db['beta_lo'][j]:.3f}, "
+                         f"{db['beta_hi'][j]:.3f}], C = {db['C'][j]:.3g}"
+                         if np.isfinite(db["beta"][j]) else "not resolved by these seeds"))
             if o.seeds < FEW_SEEDS:
                 cov = COVERAGE[o.interval]
                 lines.append(f"  note: with {o.seeds} seeds the intervals are too short: a "

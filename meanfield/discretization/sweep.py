@@ -91,15 +91,17 @@ def _gap_loop(exp, field, y0, every, hook):
     return final, status, message
 
 
-def training_data(exp, cfg: dict, opts: SweepOptions):
-    """What the reference and the members train on: the experiment's fixed sample, or
-    with ``samples = "fresh"`` a :class:`~meanfield.objective.Stream` of
-    ``data.n_train`` new points every step (one stream for all, keyed by
-    :func:`meanfield.streams.sweep_samples_seed`)."""
+def training_data(exp, cfg: dict, opts: SweepOptions, member: int | None = None):
+    """What the reference (``member`` None) or member ``member`` trains on: the
+    experiment's fixed sample; with ``samples = "fresh"`` a
+    :class:`~meanfield.objective.Stream` of ``data.n_train`` new points every step, one
+    stream for all; with ``samples = "independent"`` such a stream of the member's own
+    (the reference keeps the shared one).  Keys: :func:`meanfield.streams.sweep_samples_seed`."""
     if opts.samples == "fixed":
         return exp.train
+    own = member if opts.samples == "independent" else None
     return Stream(C.make_distribution(cfg).sample, exp.target, int(cfg["data"]["n_train"]),
-                  seed=streams.sweep_samples_seed(cfg["seed"]["data"]))
+                  seed=streams.sweep_samples_seed(cfg["seed"]["data"], own))
 
 
 def limit_clouds(network) -> list:
@@ -258,8 +260,8 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
         return C.make_network(c, widths=ws)
     members = [member(ref0, widths, coupling=opts.coupling, seed=s, fresh=fresh) for s in range(S)]
     nets = [mb.network for mb in members]
-    train = training_data(exp, cfg, opts)
-    objs = [Objective(net, train, loss=exp.loss, member=k) for k, net in enumerate(nets)]
+    objs = [Objective(net, training_data(exp, cfg, opts, k), loss=exp.loss, member=k)
+            for k, net in enumerate(nets)]
     tobjs = [Objective(net, exp.test, loss=exp.loss) for net in nets]
     field = solvers.Ensemble(objs)
     X, y = exp.test.X, exp.test.y
@@ -508,7 +510,8 @@ def sweep(config: dict | str | os.PathLike[str], *, widths: str | Sequence,
 
     ``reference="limit"`` compares the members with the exact m, N → ∞ limit
     (two-layer ReLU networks on radial problems, docs/math.md §8) instead of a wide
-    network; ``samples="fresh"`` trains on new samples every step.  ``progress``: a bar
+    network; ``samples="fresh"`` trains on new samples every step (the same for every
+    member), ``samples="independent"`` on every member's own new samples.  ``progress``: a bar
     of the tasks on standard error (None: when it is a terminal or in Jupyter).
 
     See :func:`make_options` for the options.  With ``path`` the result is written to a
