@@ -40,6 +40,7 @@ _EXPORTS = {
     "load_config": "config",
     "Param": "registry", "Registry": "registry",
     "sweep": "discretization", "resume_sweep": "discretization", "open_gap": "discretization",
+    "sample_sweep": "discretization",
     "GapResult": "discretization",
 }
 _MODULES = ("closed_forms", "data", "init", "targets", "config", "experiment", "distances",

@@ -146,6 +146,7 @@ def cmd_gap(args) -> int:
     try:
         if args.resume:
             if (args.config or args.preset or args.set or args.output or args.widths
+                    or args.n_train
                     or args.reference_width is not None or args.coupling or args.every is not None
                     or args.reference or args.samples or args.limit_nodes is not None
                     or args.interval
@@ -159,15 +160,18 @@ def cmd_gap(args) -> int:
                 raise UsageError("--widths is required (e.g. --widths 16,32,...,4096)")
             cfg = _load_config(args)
             path = args.output or DEFAULT_GAP_OUT
-            res = sweep(cfg, widths=parse_widths(args.widths), seeds=args.seeds,
-                        reference_width=args.reference_width, coupling=args.coupling,
-                        every=args.every, distance_size=args.distance_size,
-                        n_projections=args.projections, bandwidth=args.bandwidth,
-                        n_boot=args.bootstrap, reference=args.reference or "network",
-                        limit_nodes=16 if args.limit_nodes is None else args.limit_nodes,
-                        limit_norm_nodes=64 if args.limit_norm_nodes is None else args.limit_norm_nodes,
-                        samples=args.samples or "fixed", interval=args.interval or "jackknife",
-                        path=path, overwrite=args.force, **common)
+            options = dict(widths=parse_widths(args.widths), seeds=args.seeds,
+                           reference_width=args.reference_width, coupling=args.coupling,
+                           every=args.every, distance_size=args.distance_size,
+                           n_projections=args.projections, bandwidth=args.bandwidth,
+                           n_boot=args.bootstrap, reference=args.reference or "network",
+                           limit_nodes=16 if args.limit_nodes is None else args.limit_nodes,
+                           limit_norm_nodes=(64 if args.limit_norm_nodes is None
+                                             else args.limit_norm_nodes),
+                           samples=args.samples or "fixed", interval=args.interval or "jackknife")
+            if args.n_train:
+                return _sample_sweep(cfg, args, path, options, common)
+            res = sweep(cfg, **options, path=path, overwrite=args.force, **common)
     except (SweepError, GapFileError) as e:
         raise UsageError(str(e)) from None
     except GapWriteError as e:
@@ -175,6 +179,29 @@ def cmd_gap(args) -> int:
     print(f"{path}: {res.file_status}" + (f" ({res.file_message})" if res.file_message else ""))
     print(res.summary())
     return 0 if res.file_status == "complete" else 1
+
+
+def _sample_sweep(cfg, args, path, options, common) -> int:
+    """``meanfield gap --n-train``: one sweep per N, each into its own file, and the
+    table of the seed mean's bias against m and N."""
+    from .discretization import (GapWriteError, SweepError, parse_widths, sample_paths,
+                                 sample_sweep, sample_table)
+
+    try:
+        ns = parse_widths(args.n_train, flag="--n-train")
+        if not all(isinstance(n, int) for n in ns):
+            raise SweepError(f"--n-train: expected sizes like 512,2048,8192, got {args.n_train!r}")
+        results = sample_sweep(cfg, n_train=ns, path=path, overwrite=args.force,
+                               **options, **common)
+    except SweepError as e:
+        raise UsageError(str(e)) from None
+    except GapWriteError as e:
+        return _write_failed(args, e)
+    for p, r in zip(sample_paths(path, sorted(ns)), results):
+        print(f"{p}: {r.file_status}" + (f" ({r.file_message})" if r.file_message else ""))
+    if all(r.file_status == "complete" for r in results) and options["seeds"] >= 3:
+        print(sample_table(results))
+    return 0 if all(r.file_status == "complete" for r in results) else 1
 
 
 # ----------------------------------------------------------------------------------
@@ -289,6 +316,9 @@ def _write_figures(outdir, draw) -> list:
 def cmd_plot(args) -> int:
     from . import plots
 
+    if len(args.files) > 1:
+        return _plot_samples(args)
+    args.run = args.files[0]
     if _gap_file(args.run):
         res = _open_gap(args.run)
         outdir = _figure_folder(args)
@@ -313,6 +343,39 @@ def cmd_plot(args) -> int:
             files = _write_figures(outdir, lambda: plots.plot_run(r, outdir, snaps, args.format))
     for fpath in files:
         print(fpath)
+    return 0
+
+
+def _plot_samples(args) -> int:
+    """``meanfield plot A.h5 B.h5 …``: the gap files of a sample sweep (one per N) in one
+    figure, samples.FORMAT."""
+    from . import plots
+    from .discretization import SweepError, sample_table
+
+    for p in args.files:
+        if not _gap_file(p):
+            raise UsageError(f"{p}: several files are plotted together only as the gap files of "
+                             "a sample sweep (meanfield gap --n-train)")
+    results = [_open_gap(p) for p in args.files]
+    for p, r in zip(args.files, results):
+        if r.reference is None or not r.done.all() or r.options.seeds < 3:
+            raise UsageError(f"{p}: the sweep is not complete or has fewer than 3 seeds")
+    try:
+        table = sample_table(results)
+    except SweepError as e:
+        raise UsageError(str(e)) from None
+    args.run = args.files[0]
+    outdir = _figure_folder(args)
+
+    def draw():
+        from .plots import save_figure
+
+        ax = plots.samples_axes(results)
+        return [save_figure(ax.figure, outdir, f"samples.{args.format}", tight=False)]
+
+    for fpath in _write_figures(outdir, draw):
+        print(fpath)
+    print(table)
     return 0
 
 
@@ -402,6 +465,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--widths", metavar="W1,W2,...", help="member widths: 16,32,64 or 16,32,...,4096 "
                    "(geometric); per block with ':' (16:8,32:16)")
     g.add_argument("--seeds", type=int, default=5, metavar="S", help="members per width (default 5)")
+    g.add_argument("--n-train", metavar="N1,N2,...", help="a sample sweep: one width sweep per "
+                   "training-set size (data.n_train; 512,2048,8192 or 512,1024,...,8192), each "
+                   "into its own file OUT-N<N>.h5, and a table of the seed mean's bias against "
+                   "m and N")
     g.add_argument("--reference-width", type=int, metavar="M", help="the reference's width "
                    "(default: the configured widths)")
     g.add_argument("--reference", choices=["network", "limit"],
@@ -449,7 +516,9 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--config", action="store_true", help="also print the stored configuration")
     i.set_defaults(fn=cmd_info)
     p = sub.add_parser("plot", help="figures of a run or gap file (PNG, PDF or SVG)")
-    p.add_argument("run", metavar="FILE.h5")
+    p.add_argument("files", metavar="FILE.h5", nargs="+",
+                   help="a run or gap file; or the gap files of a sample sweep (one per N, "
+                   "meanfield gap --n-train), drawn together into samples.FORMAT")
     p.add_argument("-o", "--output", metavar="DIR", help="folder for the figures (default RUN-plots)")
     p.add_argument("--snapshots", metavar="I,J,...", help="snapshot rows for particle clouds "
                    "(default: first and last)")

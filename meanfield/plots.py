@@ -22,6 +22,7 @@ Gap sweeps (a :class:`~meanfield.discretization.GapResult`)::
     gap_time_figure       the function and test-loss gaps against flow time, per width
     beta_axes             the fitted rate β(t) with its interval
     bias_axes             the seed mean's squared bias without the seeds' noise, against m
+    samples_axes          the same for the sweeps of a sample sweep, one curve per N
     decomposition_figure  the terms of the [RZG] bound over time (two-block networks)
 
 :func:`plot_run` and :func:`plot_gap` write all of them into a folder (what ``meanfield
@@ -551,6 +552,41 @@ def bias_axes(res: GapResult, ax: Axes | None = None, times: Sequence[int] | Non
                  f"({res.options.seeds} seeds)", fontsize=8)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
+    return ax
+
+
+def samples_axes(results: Sequence[GapResult], ax: Axes | None = None, time: int = -1) -> Axes:
+    """The seed mean's squared bias without the seeds' noise against the width at gap
+    time index ``time``, one curve per training-set size N of a sample sweep
+    (:func:`meanfield.discretization.sample_sweep`): with a fixed sample the curves
+    flatten at the sample floor of their N.  Bars are ± 2 standard errors; an estimate
+    less than 2 standard errors above 0 is drawn as an upper bound (▽).  Returns the Axes."""
+    results = sorted(results, key=lambda r: int(r.config["data"]["n_train"]))
+    if not results:
+        raise ValueError("samples_axes: no sweeps given")
+    ax = _axes(ax, (6.4, 4.4))
+    for i, r in enumerate(results):
+        done = _finished(r)
+        if r.options.seeds < 3:
+            raise ValueError(f"{r.path or 'a sweep'}: the bias's standard error needs 3 seeds or more")
+        B, se = r.bias_squared()
+        b, e = B[done, time], se[done, time]
+        x = r.widths[done].astype(float)
+        c, n = f"C{i % 10}", int(r.config["data"]["n_train"])
+        sig = b > 2 * e
+        ax.errorbar(x[sig], b[sig], yerr=np.minimum(2 * e[sig], 0.999 * b[sig]), fmt="-o", ms=4,
+                    color=c, capsize=2, label=f"N = {n}")
+        up = ~sig & np.isfinite(e)
+        if up.any():
+            ax.plot(x[up], b[up] + 2 * e[up], "v", ms=5, mfc="none", color=c)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("width m")
+    ax.set_ylabel("‖E f_m − f_M‖² (debiased)")
+    r0 = results[0]
+    ax.set_title(f"{gap_label(r0)}\nsquared bias of the seed mean at t = {r0.t[time]:.4g} "
+                 f"against m and N (▽: upper bounds, 2 se)", fontsize=8)
+    ax.legend(fontsize=7)
     return ax
 
 

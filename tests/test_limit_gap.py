@@ -3,6 +3,8 @@
 configuration's schedule, the members fluctuate around it at t = 0 as the closed form
 says, the gap file keeps its rules, and what the limit cannot reduce is refused before
 anything trains."""
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -203,3 +205,56 @@ def test_independent_samples_give_every_member_its_own_stream(tmp_path):
     with pytest.raises(SystemExit) as e:
         cli.main(["gap", "--preset", "relu-norm-2layer", "--samples", "own", "-q"])
     assert e.value.code == 2
+
+
+def test_a_sample_sweep_is_one_sweep_per_n(tmp_path, capsys):
+    """``sample_sweep`` / ``meanfield gap --n-train``: one gap file per training-set size,
+    each the sweep ``sweep`` makes with ``data.n_train = N``; everything is checked before
+    the first trains; the table and the figure compare them."""
+    from meanfield.discretization import sample_paths, sample_sweep, sample_table
+
+    kw = dict(widths=[16, 32], seeds=3, n_boot=20, distance_size=16, **RULES)
+    path = tmp_path / "floor.h5"
+    results = sample_sweep(TOML, n_train=[256, 64], path=path, **kw)
+    paths = sample_paths(path, [64, 256])
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["floor-N64.h5", "floor-N256.h5"]
+    for n, p, r in zip((64, 256), paths, results):
+        alone = sweep(TOML, overrides=[f"data.n_train={n}"], **kw)
+        assert r.config["data"]["n_train"] == n and open_gap(p).config["data"]["n_train"] == n
+        for w in range(2):
+            assert np.array_equal(r.theta[w], alone.theta[w])
+    table = sample_table(results)
+    assert "N \\ m" in table and "\n64 " in table and "\n256 " in table and "at m = 32 against N" in table
+    B, se = results[0].bias_squared()
+    assert f"{B[1, -1]:+.2e}" in table
+    # checked before anything trains: an existing file, a bad size, n_train twice
+    before = os.path.getmtime(paths[0])
+    with pytest.raises(SweepError, match="floor-N64.h5 exists"):
+        sample_sweep(TOML, n_train=[64, 256], path=path, **kw)
+    with pytest.raises(SweepError, match="n_train: expected at least two sample sizes"):
+        sample_sweep(TOML, n_train=[64], **kw)
+    with pytest.raises(SweepError, match="n_train: each sample size must appear once"):
+        sample_sweep(TOML, n_train=[64, 64], **kw)
+    with pytest.raises(SweepError, match="data.n_train: a sample sweep sets it"):
+        sample_sweep(TOML, n_train=[64, 128], overrides=["data.n_train=8"], **kw)
+    with pytest.raises(SweepError, match="widths: expected at least two widths"):
+        sample_sweep(TOML, n_train=[64, 128], **{**kw, "widths": [16]})
+    assert os.path.getmtime(paths[0]) == before and not (tmp_path / "floor-N128.h5").exists()
+    # the command line: the files, the table; the figure of the files together
+    toml = tmp_path / "c.toml"
+    toml.write_text(TOML)
+    capsys.readouterr()
+    out = tmp_path / "cli.h5"
+    assert cli.main(["gap", str(toml), "--reference", "limit", "--limit-nodes", "6",
+                     "--limit-norm-nodes", "12", "--widths", "16,32", "--seeds", "3",
+                     "--distance-size", "16", "--n-train", "64,256", "-o", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "cli-N64.h5: complete" in text and "cli-N256.h5: complete" in text and "N \\ m" in text
+    figs = tmp_path / "figs"
+    assert cli.main(["plot", str(tmp_path / "cli-N64.h5"), str(tmp_path / "cli-N256.h5"),
+                     "-o", str(figs)]) == 0
+    assert (figs / "samples.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli.main(["gap", str(toml), "--widths", "16,32", "--n-train", "64,x", "-q"]) == 2
+    assert "--n-train: 'x' is not an integer" in capsys.readouterr().err
+    assert cli.main(["plot", str(tmp_path / "cli-N64.h5"), str(toml)]) == 2
+    assert "sample sweep" in capsys.readouterr().err

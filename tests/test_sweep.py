@@ -259,7 +259,8 @@ def test_info_and_plot_of_a_gap_file(tmp_path, capsys):
     assert "meanfield gap file, format version 2" in out and "rate of the function gap" in out
     assert cli.main(["plot", str(path), "-o", str(tmp_path / "figs")]) == 0
     files = sorted(os.listdir(tmp_path / "figs"))
-    assert files == ["beta.png", "decomposition.png", "gap-vs-time.png", "gap-vs-width.png"]
+    assert files == ["beta.png", "bias.png", "decomposition.png", "gap-vs-time.png",
+                     "gap-vs-width.png"]
     assert all(os.path.getsize(tmp_path / "figs" / f) > 10_000 for f in files)
 
 

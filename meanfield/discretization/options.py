@@ -254,7 +254,7 @@ def reference_experiment(cfg: dict, opts: SweepOptions) -> Experiment:
     return C.build(reference_config(cfg, opts))
 
 
-def parse_widths(text: str) -> list:
+def parse_widths(text: str, flag: str = "--widths") -> list:
     """``16,32,64``; ``16,32,...,4096`` (a geometric grid: the ratio of the first two,
     up to the last); per-block widths with ``:`` (``16:8,32:16``)."""
     items = [t.strip() for t in text.split(",") if t.strip()]
@@ -263,22 +263,23 @@ def parse_widths(text: str) -> list:
         try:
             v = [int(x) for x in t.split(":")]
         except ValueError:
-            raise SweepError(f"--widths: {t!r} is not a width (expected integers like 16 or 16:8)") from None
+            raise SweepError(f"{flag}: {t!r} is not " + ("a width (expected integers like 16, "
+                             "or 16:8 per block)" if flag == "--widths" else "an integer")) from None
         return v[0] if len(v) == 1 else v
 
     if "..." in items:
         i = items.index("...")
         if i != 2 or len(items) != 4:
-            raise SweepError("--widths: write a geometric grid as A,B,...,Z (e.g. 16,32,...,4096)")
+            raise SweepError(f"{flag}: write a geometric grid as A,B,...,Z (e.g. 16,32,...,4096)")
         a, b, z = one(items[0]), one(items[1]), one(items[3])
         if not all(isinstance(x, int) for x in (a, b, z)) or not 0 < a < b <= z:
-            raise SweepError("--widths: A,B,...,Z needs integers 0 < A < B <= Z")
+            raise SweepError(f"{flag}: A,B,...,Z needs integers 0 < A < B <= Z")
         out, w = [], a
         while w <= z * (1 + 1e-9):
             out.append(int(round(w)))
             w *= b / a
         if out[-1] != z:
-            raise SweepError(f"--widths: {z} is not on the grid {a}, {b}, … (ratio {b / a:g})")
+            raise SweepError(f"{flag}: {z} is not on the grid {a}, {b}, … (ratio {b / a:g})")
         return out
     return [one(t) for t in items]
 

@@ -223,7 +223,7 @@ def bias_squared(f_members, f_reference) -> tuple:
 RESOLVED_Z = 3.0   # the fitted C² must be this many standard errors above 0
 
 
-def _weighted_power(x, B, se) -> tuple:
+def weighted_power_fit(x, B, se) -> tuple:
     """(β, C) minimising Σ_w ((B_w − C² x_w^(−2β)) / se_w)²: for each β the best C² is a
     weighted linear fit, so β is a 1-D bounded search on [0, 4].  (nan, nan) when the
     bias is not resolved: the fitted C² is less than :data:`RESOLVED_Z` of its standard
@@ -273,10 +273,10 @@ def fit_debiased_bias_rate(widths, f_members, f_reference, *, M=None,
                   "jackknife")
     if S < 3 or not (np.all(np.isfinite(se)) and np.all(se > 0)):
         return nan
-    beta, C = _weighted_power(x, B, se)
+    beta, C = weighted_power_fit(x, B, se)
     if not math.isfinite(beta):
         return nan
-    jack = np.array([_weighted_power(x, bias_squared(np.delete(f, s, axis=1), f_reference)[0],
+    jack = np.array([weighted_power_fit(x, bias_squared(np.delete(f, s, axis=1), f_reference)[0],
                                      se)[0] for s in range(S)])
     if not np.all(np.isfinite(jack)):
         return RateFit(beta, C, math.nan, math.nan, level, 0, width_label(M, coupling), "jackknife")

@@ -45,6 +45,7 @@ from .gapfile import GapWriteError, open_gap
 from .measures import block_clouds, coupling_gap, feature_gap, output_gap
 from .options import (SweepError, SweepOptions, check_int, check_memory, make_options,
                       reference_config, reference_experiment)
+from .rates import weighted_power_fit
 from .result import DECOMPOSITION_TERMS, GapResult, Trace
 
 NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO)   # a full disk, in its forms
@@ -522,23 +523,111 @@ def sweep(config: dict | str | os.PathLike[str], *, widths: str | Sequence,
     all three cases.
     """
     _check_executor(scheduler, workers)
+    res = _new_result(config, overrides, widths=widths, seeds=seeds,
+                      reference_width=reference_width, coupling=coupling, every=every,
+                      distance_size=distance_size, n_projections=n_projections,
+                      bandwidth=bandwidth, n_boot=n_boot, level=level, reference=reference,
+                      limit_nodes=limit_nodes, limit_norm_nodes=limit_norm_nodes,
+                      samples=samples, interval=interval)
+    return _execute(res, path, overwrite, scheduler, workers, progress, new=True)
+
+
+def _new_result(config, overrides, **options) -> GapResult:
+    """A new sweep's empty result, with the configuration and every option checked (and
+    the memory it will hold) before anything trains."""
     try:
         cfg = C.load_config(config, overrides)
     except C.ConfigError as e:
         raise SweepError(str(e)) from None
-    opts = make_options(cfg, widths=widths, seeds=seeds, reference_width=reference_width,
-                        coupling=coupling, every=every, distance_size=distance_size,
-                        n_projections=n_projections, bandwidth=bandwidth, n_boot=n_boot,
-                        level=level, reference=reference, limit_nodes=limit_nodes,
-                        limit_norm_nodes=limit_norm_nodes, samples=samples, interval=interval)
+    opts = make_options(cfg, **options)
     check_memory(cfg, opts)   # everything the sweep will hold, before anything trains
     try:
         C.check_memory(reference_config(cfg, opts))
         train, test, _ = C.make_data(cfg)
     except C.ConfigError as e:
         raise SweepError(str(e)) from None
-    res = GapResult(cfg, opts, test.X, test.y)
-    return _execute(res, path, overwrite, scheduler, workers, progress, new=True)
+    return GapResult(cfg, opts, test.X, test.y)
+
+
+def sample_paths(path: str | os.PathLike[str], n_train: Sequence[int]) -> list[str]:
+    """The gap files of a sample sweep written to ``path``: ``floor.h5`` gives
+    ``floor-N512.h5``, ``floor-N2048.h5``, … (one per training-set size)."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return [f"{root}-N{int(n)}{ext or '.h5'}" for n in n_train]
+
+
+def check_n_train(n_train) -> list[int]:
+    """The training-set sizes of a sample sweep, checked: at least two distinct integers
+    >= 1, returned in increasing order."""
+    if isinstance(n_train, (str, bytes)) or not hasattr(n_train, "__len__") or len(n_train) < 2:
+        raise SweepError(f"n_train: expected at least two sample sizes, got {n_train!r}")
+    ns = [check_int("n_train", n) for n in n_train]
+    if len(set(ns)) != len(ns):
+        raise SweepError("n_train: each sample size must appear once")
+    return sorted(ns)
+
+
+def sample_sweep(config: dict | str | os.PathLike[str], *, n_train: Sequence[int],
+                 path: str | os.PathLike[str] | None = None, overwrite: bool = False,
+                 scheduler: str | None = None, workers: int | None = None,
+                 progress: bool | None = None, overrides: Sequence[str] = (),
+                 **options) -> list[GapResult]:
+    """Width sweeps at several training-set sizes N: the N axis next to the width axis,
+    where the sample floor shows (docs/math.md §8.2).
+
+    Runs :func:`sweep` once per ``n_train`` value (``data.n_train = N``, with fixed
+    samples the size of the sample, with fresh ones the points per step), every other
+    option (``widths``, ``seeds``, ``reference``, ``samples``, …) the same, and returns
+    the results in increasing N.  Every sweep's configuration and options are checked,
+    and no file may exist (unless ``overwrite``), before the first one trains.  With
+    ``path`` each is written to its own gap file (:func:`sample_paths`), which
+    :func:`resume_sweep` finishes if it is cut short.  :func:`sample_table` and
+    :func:`meanfield.plots.samples_axes` compare them.
+    """
+    _check_executor(scheduler, workers)
+    ns = check_n_train(n_train)
+    if any(o.split("=", 1)[0].strip() == "data.n_train" for o in overrides):
+        raise SweepError("data.n_train: a sample sweep sets it from n_train")
+    over = [[*overrides, f"data.n_train={n}"] for n in ns]
+    for o in over:   # all checked first; the results are made again one at a time (memory)
+        _new_result(config, o, **options)
+    paths = sample_paths(path, ns) if path is not None else [None] * len(ns)
+    for p in paths:
+        if p is not None and os.path.exists(p) and not overwrite:
+            raise SweepError(f"{p} exists; use --force to overwrite it or -o to choose another "
+                             "name")
+    return [_execute(_new_result(config, o, **options), p, overwrite, scheduler, workers,
+                     progress, new=True) for o, p in zip(over, paths)]
+
+
+def sample_table(results: Sequence[GapResult], time: int = -1) -> str:
+    """The seed mean's squared bias without the seeds' noise
+    (:meth:`GapResult.bias_squared`, ± its standard error) at gap time index ``time`` for
+    every N (rows) and width (columns) of a :func:`sample_sweep`, and the fit of the
+    widest width's value against N, ‖E f − f_M‖ ≈ C N^(−γ) (weighted as the bias rate's
+    fit; "not resolved" when it is not 3 standard errors above 0)."""
+    results = sorted(results, key=lambda r: int(r.config["data"]["n_train"]))
+    ns = np.array([int(r.config["data"]["n_train"]) for r in results])
+    widths = results[0].widths
+    if any(not np.array_equal(r.widths, widths) for r in results):
+        raise SweepError("sample table: the sweeps have different widths")
+    t = results[0].t[time]
+    lines = [f"squared bias of the seed mean, seeds' noise removed, at t = {t:.4g} "
+             f"({results[0].options.seeds} seeds; ± one standard error):",
+             "N \\ m".ljust(9) + "".join(f"{int(m):>21d}" for m in widths)]
+    last = []
+    for n, r in zip(ns, results):
+        B, se = r.bias_squared()
+        lines.append(f"{n:<9d}" + "".join(f"{B[w, time]:>+11.2e} ± {se[w, time]:<7.1e}"
+                                          for w in range(len(widths))))
+        last.append((B[-1, time], se[-1, time]))
+    B, se = np.array(last).T
+    gamma, C = (weighted_power_fit(ns.astype(float), B, se) if np.all(se > 0) and len(ns) >= 2
+                else (math.nan, math.nan))
+    lines.append(f"at m = {int(widths[-1])} against N: " +
+                 (f"‖E f − f_M‖ ≈ {C:.3g} N^-{gamma:.3f}" if math.isfinite(gamma) else
+                  "not resolved by these seeds"))
+    return "\n".join(lines)
 
 
 def resume_sweep(path: str | os.PathLike[str], *, scheduler: str | None = None,
