@@ -611,9 +611,12 @@ def sample_table(results: Sequence[GapResult], time: int = -1) -> str:
     widths = results[0].widths
     if any(not np.array_equal(r.widths, widths) for r in results):
         raise SweepError("sample table: the sweeps have different widths")
+    if any(not np.array_equal(r.t, results[0].t) for r in results):
+        raise SweepError("sample table: the sweeps have different gap times")
     t = results[0].t[time]
+    seeds = sorted({r.options.seeds for r in results})
     lines = [f"squared bias of the seed mean, seeds' noise removed, at t = {t:.4g} "
-             f"({results[0].options.seeds} seeds; ± one standard error):",
+             f"({'/'.join(map(str, seeds))} seeds; ± one standard error):",
              "N \\ m".ljust(9) + "".join(f"{int(m):>21d}" for m in widths)]
     last = []
     for n, r in zip(ns, results):
