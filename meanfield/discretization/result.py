@@ -382,9 +382,12 @@ class GapResult:
                 if db is not None:
                     lines.append(
                         f"  {'':<14}bias without the seeds' noise: " +
-                        (f"beta = {db['beta'][j]:.3f} [{db['beta_lo'][j]:.3f}, "
+                        ("not resolved by these seeds" if not np.isfinite(db["beta"][j]) else
+                         f"beta = {db['beta'][j]:.3f} [{db['beta_lo'][j]:.3f}, "
                          f"{db['beta_hi'][j]:.3f}], C = {db['C'][j]:.3g}"
-                         if np.isfinite(db["beta"][j]) else "not resolved by these seeds"))
+                         if np.isfinite(db["beta_lo"][j]) else
+                         f"beta = {db['beta'][j]:.3f}, C = {db['C'][j]:.3g} (no interval: without "
+                         "some seed it is not resolved)"))
             if o.seeds < FEW_SEEDS:
                 cov = COVERAGE[o.interval]
                 lines.append(f"  note: with {o.seeds} seeds the intervals are too short: a "
