@@ -150,7 +150,7 @@ def cmd_gap(args) -> int:
                     or args.reference_width is not None or args.coupling or args.every is not None
                     or args.reference or args.samples or args.limit_nodes is not None
                     or args.interval
-                    or args.limit_norm_nodes is not None):
+                    or args.limit_norm_nodes is not None or args.limit_rule):
                 raise UsageError("--resume takes the gap file only (its configuration and options "
                                  "are stored in it)")
             path = args.resume
@@ -168,7 +168,8 @@ def cmd_gap(args) -> int:
                            limit_nodes=16 if args.limit_nodes is None else args.limit_nodes,
                            limit_norm_nodes=(64 if args.limit_norm_nodes is None
                                              else args.limit_norm_nodes),
-                           samples=args.samples or "fixed", interval=args.interval or "jackknife")
+                           samples=args.samples or "fixed", interval=args.interval or "jackknife",
+                           limit_rule=args.limit_rule or "tensor")
             if args.n_train:
                 return _sample_sweep(cfg, args, path, options, common)
             res = sweep(cfg, **options, path=path, overwrite=args.force, **common)
@@ -479,6 +480,10 @@ def parser() -> argparse.ArgumentParser:
                    "of its initial law (default 16)")
     g.add_argument("--limit-norm-nodes", type=int, metavar="N", help="the limit's nodes per piece "
                    "of its norm law (default 64)")
+    g.add_argument("--limit-rule", choices=["tensor", "homogeneous"],
+                   help="the limit's initial-law rule: a tensor product (default) or, for ReLU "
+                   "networks of one block with Gaussian laws, the homogeneous rule (the radial "
+                   "coordinate integrated out; 4*N^2 nodes for --limit-nodes N)")
     g.add_argument("--samples", choices=["fixed", "fresh", "independent"],
                    help="train on the configured sample (default), on data.n_train fresh points "
                    "every step shared by all members (fresh), or on each member's own fresh "

@@ -582,6 +582,108 @@ def initial_rule(d: int, u_init, c_init, v_init, n: int, bias: bool = True):
     return R.ravel(), C.ravel(), V.ravel(), W.ravel()
 
 
+RULES = ("tensor", "homogeneous")
+
+
+def _gaussian_parts(law, what: str, allow_mean: bool = True):
+    """(mean, std) of a Gaussian initial law with std > 0, or ValueError naming why the
+    homogeneous rule cannot take it."""
+    if not isinstance(law, I.Gaussian) or not law.std > 0 or (law.mean != 0 and not allow_mean):
+        need = "a Gaussian of mean 0" if not allow_mean else "a Gaussian with std > 0"
+        raise ValueError(f"the homogeneous rule needs {need} for {what}, not {law!r} "
+                         "(use the tensor rule)")
+    return float(law.mean), float(law.std)
+
+
+def homogeneous_rule(d: int, u_init, c_init, v_init, n: int, bias: bool = True,
+                     radial_nodes: int = 8):
+    """The initial law of θ = (r, c, v) for a 2-homogeneous activation (ReLU), with its
+    radial coordinate integrated out (docs/math.md §8, "2-homogeneity").
+
+    With θ = λω (λ = ‖θ‖, ω on the half sphere ω_r ≥ 0 of R^D, D = 3, or 2 without a
+    bias), a ReLU unit's contribution v A0(rρ, c) is 2-homogeneous in θ and its velocity
+    1-homogeneous, so the trajectory from λω is λ times the trajectory from ω.  The
+    integral of any 2-homogeneous φ against the initial law p is then
+
+        ∫ φ dp = ∫_{half sphere} φ(ω) W(ω) dS(ω),   W(ω) = ∫_0^∞ λ^{D+1} p(λω) dλ,
+
+    a rule on the (D − 1)-dimensional half sphere: Gauss–Legendre in the angles, ω_c =
+    sin α (``n`` nodes on each side of α = 0, the kink of ReLU(c)) and (ω_r, ω_v) =
+    cos α (cos β, sin β) (``2n`` nodes in β ∈ (−π/2, π/2)), dS = cos α dα dβ; W by a
+    generalised Gauss–Laguerre rule in λ²q/2 (exact in closed form for centred laws).
+    Needs Gaussian laws: u ~ N(0, s²I) (r = s χ_d), c and v Gaussian with std > 0 (any
+    mean).  The weights integrate λ² (Σ W = E‖θ‖², tested), so they are not a
+    probability: :meth:`TwoLayerLimit.clouds` samples the law itself, with
+    ``radial_nodes`` Gauss nodes of λ given ω per direction.
+
+    Returns (r, c, v, W, probability weights P (n_dir,), radial nodes (n_dir, J), radial
+    probabilities (n_dir, J)): the nodes on the unit sphere, W the λ²-weights, P the
+    law's probability of each direction's cell and λ | ω's rule.
+    """
+    from scipy.special import gammaln, roots_genlaguerre
+
+    if not (isinstance(u_init, I.Gaussian) and u_init.mean == 0 and u_init.std > 0):
+        raise ValueError(f"the homogeneous rule needs u ~ Gaussian(mean 0, std > 0), not "
+                         f"{u_init!r} (use the tensor rule)")
+    su = float(u_init.std)
+    mv, sv = _gaussian_parts(v_init, "1.v")
+    n = int(n)
+    xa, wa = np.polynomial.legendre.leggauss(n)
+    xb, wb = np.polynomial.legendre.leggauss(2 * n)
+    beta, wbeta = 0.5 * math.pi * xb, 0.5 * math.pi * wb
+    if bias:
+        mc, sc = _gaussian_parts(c_init, "1.c")
+        half = 0.25 * math.pi * (xa + 1.0)   # α ∈ (0, π/2): Gauss–Legendre on each side of 0
+        alpha = np.concatenate([-half[::-1], half])
+        walpha = np.concatenate([wa[::-1], wa]) * 0.25 * math.pi
+        A, B = np.meshgrid(alpha, beta, indexing="ij")
+        WA, WB = np.meshgrid(walpha, wbeta, indexing="ij")
+        wr = np.cos(A) * np.cos(B)
+        wc = np.sin(A)
+        wv = np.cos(A) * np.sin(B)
+        dS = (WA * WB * np.cos(A)).ravel()
+        wr, wc, wv = wr.ravel(), wc.ravel(), wv.ravel()
+        D = 3
+    else:
+        mc, sc = 0.0, 1.0
+        wr, wc, wv = np.cos(beta), np.zeros_like(beta), np.sin(beta)
+        dS = wbeta.copy()
+        D = 2
+    q = wr ** 2 / su ** 2 + (wc ** 2 / sc ** 2 if bias else 0.0) + wv ** 2 / sv ** 2
+    ell = (wc * mc / sc ** 2 if bias else 0.0) + wv * mv / sv ** 2
+    # log of the constant of p: χ_d of r/s, and the Gaussians of c and v
+    logc = (-d * math.log(su) - (d / 2 - 1) * math.log(2) - gammaln(d / 2)
+            - 0.5 * math.log(2 * math.pi) - math.log(sv) - mv ** 2 / (2 * sv ** 2))
+    if bias:
+        logc += -0.5 * math.log(2 * math.pi) - math.log(sc) - mc ** 2 / (2 * sc ** 2)
+
+    def radial(power):
+        """log ∫_0^∞ λ^power p(λω) dλ / c_ω (per direction) with its Laguerre rule:
+        λ^power (λω_r)^{d−1} e^{−λ²q/2 + λℓ}, x = λ²q/2."""
+        a = power + d - 1
+        al = (a - 1) / 2
+        x, w = roots_genlaguerre(64, al)
+        lam = np.sqrt(2 * x[None, :] / q[:, None])                  # (n_dir, 64)
+        tilt = np.exp(ell[:, None] * lam)
+        total = (w[None, :] * tilt).sum(axis=1)
+        log = (0.5 * a * np.log(2 / q) - 0.5 * np.log(2 * q) + np.log(total)
+               + (d - 1) * np.log(np.maximum(wr, 1e-300)))
+        return log, lam, w[None, :] * tilt
+    logW, _, _ = radial(D + 1)
+    W = dS * np.exp(logc + logW)
+    logP, lam, pw = radial(D - 1)
+    P = dS * np.exp(logc + logP)
+    # λ | ω: J Gauss nodes of the same weight (a generalised Laguerre rule of J nodes)
+    J = int(radial_nodes)
+    a = D - 1 + d - 1
+    xj, wj = roots_genlaguerre(J, (a - 1) / 2)
+    lamj = np.sqrt(2 * xj[None, :] / q[:, None])
+    pj = wj[None, :] * np.exp(ell[:, None] * lamj)
+    pj = pj / pj.sum(axis=1, keepdims=True)
+    keep = wr > 0
+    return wr[keep], wc[keep], wv[keep], W[keep], P[keep], lamj[keep], pj[keep]
+
+
 def _vector_rule(law, k: int, n: int, what: str, kink_at_zero: bool = False):
     """(nodes (q, k), weights (q,)) of a law on R^k with i.i.d. coordinates (a tensor of
     :func:`_scalar_rule`); a Sphere law only for k = 1 (on R^k it is not a product)."""
@@ -711,6 +813,10 @@ class TwoLayerLimit(_Field):
     activation : σ (ReLU in closed form; erf, tanh, sigmoid, softplus, … by the
         Gauss–Gegenbauer rule of ``direction_nodes`` nodes, :func:`direction_rule`)
     output : "identity" or "clip01" (ψ, with the derivative convention of :func:`_output`)
+    rule : the initial law's rule: "tensor" (a product rule of ``nodes`` per coordinate,
+        2·nodes³ nodes with a bias) or "homogeneous" (ReLU and Gaussian laws only: the
+        radial coordinate integrated out, a rule of the half sphere of directions,
+        4·nodes² nodes, :func:`homogeneous_rule`)
 
     The state ``y`` is (r (n,), c (n,), v (n,), [b]) with ``n`` quadrature nodes of fixed
     weights ``w``; ``y0`` is the initial state.  Calling ``field(y, out, scales, step)``
@@ -723,7 +829,9 @@ class TwoLayerLimit(_Field):
                  u_init=None, c_init=None, v_init=None, bias: bool = True,
                  out_bias: bool = False, activation: str = "relu", train=("u", "c", "v"),
                  train_out_bias: bool = True, direction_nodes: int = 64,
-                 output: str = "identity"):
+                 output: str = "identity", rule: str = "tensor"):
+        if rule not in RULES:
+            raise ValueError(f"rule: expected one of {', '.join(RULES)}, got {rule!r}")
         if output not in OUTPUTS:
             raise ValueError(f"the limit solver supports the outputs {', '.join(OUTPUTS)}, not {output!r}")
         d = int(d)
@@ -743,7 +851,16 @@ class TwoLayerLimit(_Field):
         u_init = u_init or I.Gaussian(1 / math.sqrt(d))
         c_init = c_init or I.Gaussian(1.0)
         v_init = v_init or I.Gaussian(1.0)
-        r, c, v, w = initial_rule(d, u_init, c_init, v_init, nodes, bias)
+        self.rule = rule
+        self._radial = None
+        if rule == "homogeneous":
+            if self.code != RELU:
+                raise ValueError(f"the homogeneous rule needs a 2-homogeneous activation (relu), "
+                                 f"not {activation!r} (use the tensor rule)")
+            r, c, v, w, P, lam, plam = homogeneous_rule(d, u_init, c_init, v_init, nodes, bias)
+            self._radial = (P, lam, plam)
+        else:
+            r, c, v, w = initial_rule(d, u_init, c_init, v_init, nodes, bias)
         self.n = r.shape[0]
         self.w = w
         self.z = _beta_half(d)
@@ -768,7 +885,8 @@ class TwoLayerLimit(_Field):
     def __repr__(self) -> str:
         smooth = "" if self.code == RELU else f", {self.sd.size} direction nodes"
         return (f"TwoLayerLimit(d={self.d}, law={self.law_description}, kinks={self.kinks}, "
-                f"{self.n} nodes, {self.rho.size} norm nodes, activation={self.activation!r}"
+                f"{self.n} nodes ({self.rule} rule), {self.rho.size} norm nodes, "
+                f"activation={self.activation!r}"
                 f"{smooth}, output={self.output!r}, bias={self.bias}, out_bias={self.has_out_bias})")
 
     def _averages_at(self, r, c):
@@ -824,7 +942,8 @@ class TwoLayerLimit(_Field):
 
     def conserved(self, y) -> np.ndarray:
         """v² − r² − c² of every node: constant along the exact flow of a ReLU network
-        (2-homogeneity) with all of u, c, v moving at one time scale."""
+        (2-homogeneity) with all of u, c, v moving at one time scale (for the
+        homogeneous rule, of the trajectory from the node's unit direction)."""
         r, c, v, _ = self.split(y)
         return v * v - r * r - c * c
 
@@ -839,11 +958,21 @@ class TwoLayerLimit(_Field):
         return [F[:, None]]
 
     def clouds(self, y) -> list:
-        """[(nodes (n, p), weights (n,))]: the first block's nodes in the coordinates that
-        train among (r = ‖u‖, c, v), with their fixed weights (one block)."""
+        """[(nodes (n, p), weights (n,))]: the first block's law in the coordinates that
+        train among (r = ‖u‖, c, v), as nodes with probability weights (one block).
+        For the tensor rule these are the state's nodes and weights; for the homogeneous
+        rule (whose weights integrate λ², not 1) each direction's node is scaled by the J
+        Gauss nodes of λ given its direction (the trajectory from λω is λ times the one
+        from ω), n·J nodes."""
         r, c, v, _ = self.split(y)
-        keep = [col for col, g in zip((r, c, v), self.groups[:3]) if g.trainable]
-        return [(np.stack(keep, axis=1) if keep else np.zeros((self.n, 0)), self.w)]
+        cols = [col for col, g in zip((r, c, v), self.groups[:3]) if g.trainable]
+        if self._radial is None:
+            return [(np.stack(cols, axis=1) if cols else np.zeros((self.n, 0)), self.w)]
+        P, lam, plam = self._radial
+        J = lam.shape[1]
+        pts = (np.stack(cols, axis=1)[:, None, :] * lam[:, :, None]).reshape(self.n * J, -1) \
+            if cols else np.zeros((self.n * J, 0))
+        return [(pts, (P[:, None] * plam).ravel())]
 
 
 # ----------------------------------------------------------------------------------

@@ -258,3 +258,36 @@ def test_a_sample_sweep_is_one_sweep_per_n(tmp_path, capsys):
     assert "--n-train: 'x' is not an integer" in capsys.readouterr().err
     assert cli.main(["plot", str(tmp_path / "cli-N64.h5"), str(toml)]) == 2
     assert "sample sweep" in capsys.readouterr().err
+
+
+def test_a_sweep_against_the_limit_on_the_homogeneous_rule(tmp_path, capsys):
+    """``limit_rule="homogeneous"`` (``--limit-rule``): the reference is the limit on
+    4·n² directions, its error estimate the same rule with n/2, its clouds the law's;
+    the file keeps the rule and reads back; what the rule cannot take is refused."""
+    path = tmp_path / "h.h5"
+    toml = tmp_path / "c.toml"
+    toml.write_text(TOML)
+    assert cli.main(["gap", str(toml), "--reference", "limit", "--limit-rule", "homogeneous",
+                     "--limit-nodes", "6", "--limit-norm-nodes", "12", "--widths", "16,32",
+                     "--seeds", "3", "--distance-size", "16", "-o", str(path), "-q"]) == 0
+    res = open_gap(path)
+    assert res.options.limit_rule == "homogeneous"
+    cfg = C.load_config(TOML)
+    lim = C.make_limit(cfg, nodes=6, norm_nodes=12, rule="homogeneous")
+    st = solvers.solve(lim, lim.y0, method="euler", dt=0.25, stop=solvers.Stop(steps=8))
+    assert lim.n == 144 and np.array_equal(res.reference.theta[-1], st.y)
+    assert np.array_equal(res.reference.outputs[-1],
+                          lim.profile(st.y, np.linalg.norm(res.x_test, axis=1)))
+    assert res.reference.weights.size == 144 * 8 and 0 < res.reference.error[-1] < 0.05
+    assert np.all(np.isfinite(res.w2)) and "homogeneous rule" in res.summary()
+    # the same sweep on the tensor rule sees the same limit to within both rules' errors
+    ten = sweep(TOML, widths=[16, 32], seeds=3, n_boot=20, distance_size=16, **RULES)
+    diff = np.sqrt(np.mean((ten.reference.outputs - res.reference.outputs) ** 2, axis=1))
+    assert np.all(diff < 2 * (ten.reference.error + res.reference.error) + 1e-15)
+    with pytest.raises(SweepError, match="limit rule: the rule of the limit's initial law needs"):
+        sweep(TOML, widths=[16, 32], limit_rule="homogeneous")
+    with pytest.raises(SweepError, match="homogeneous rule reduces one-block networks"):
+        sweep(preset_text("relu-norm-3layer"), widths=[8, 16], limit_rule="homogeneous", **RULES)
+    capsys.readouterr()
+    assert cli.main(["gap", "--resume", str(path), "--limit-rule", "tensor"]) == 2
+    assert "--resume takes the gap file only" in capsys.readouterr().err

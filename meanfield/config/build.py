@@ -17,7 +17,8 @@ from ..experiment import Experiment
 from ..init import INIT_LAWS, Gaussian
 from ..layout import OUT_BIAS, PARAMS, group_name, group_names
 from ..activations import activation_code
-from ..limit import BOUNDED, ThreeLayerLimit, TwoLayerLimit, norm_quantile, target_profile
+from ..limit import (BOUNDED, RULES, ThreeLayerLimit, TwoLayerLimit, norm_quantile,
+                     target_profile)
 from ..network import Network, _block
 from .. import streams
 from ..objective import Dataset
@@ -195,12 +196,15 @@ def build(cfg: dict):
         seed=cfg["seed"]["noise"], record=dict(cfg["record"]), config=cfg)
 
 
-def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64, direction_nodes: int = 64):
+def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64, direction_nodes: int = 64,
+               rule: str = "tensor"):
     """The exact m, N → ∞ limit of the configuration's network and data
     (:class:`meanfield.limit.TwoLayerLimit` for one block,
     :class:`meanfield.limit.ThreeLayerLimit` for two; docs/math.md §8), with ``nodes``
     nodes per coordinate of its initial-law rules, ``norm_nodes`` per piece of its
     norm rule and ``direction_nodes`` in its direction rule (smooth first blocks).
+    ``rule``: the initial law's rule of a one-block network, "tensor" or "homogeneous"
+    (ReLU and Gaussian laws; :func:`meanfield.limit.homogeneous_rule`).
     ConfigError naming the key when the configuration is not a problem the limit
     solver reduces: a mean-field network of one or two blocks with the squared
     loss, a radial law (a heavy-tailed one only under bounded features) and target, a
@@ -238,6 +242,14 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64, direction_nodes
             check()
         except ValueError as e:
             raise ConfigError(f"{key}: {e}") from None
+    if rule not in RULES:
+        raise ConfigError(f"limit rule: expected one of {', '.join(RULES)}, got {rule!r}")
+    if rule == "homogeneous" and L == 2:
+        raise ConfigError("model.widths: the homogeneous rule reduces one-block networks; "
+                          "a two-block network takes the tensor rule")
+    if rule == "homogeneous" and mc["activations"][0] != "relu":
+        raise ConfigError(f"model.activations: the homogeneous rule needs a 2-homogeneous "
+                          f"activation (relu), not {mc['activations'][0]!r}")
     try:
         if L == 2:
             return ThreeLayerLimit(
@@ -252,6 +264,6 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64, direction_nodes
                              norm_nodes=norm_nodes, u_init=laws["u"], c_init=laws["c"],
                              v_init=laws["v"], bias=mc["bias"], out_bias=mc["out_bias"],
                              train=tuple(p for p in PARAMS if group_name(1, p) not in frozen),
-                             train_out_bias=OUT_BIAS not in frozen)
-    except ValueError as e:   # the initial laws
+                             train_out_bias=OUT_BIAS not in frozen, rule=rule)
+    except ValueError as e:   # the initial laws, the rule
         raise ConfigError(f"model.init: {e}") from None

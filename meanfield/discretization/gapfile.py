@@ -314,7 +314,8 @@ def _check_shapes(res: GapResult, path) -> None:
         P = C.parameter_count(cfg, o.reference_width)
         if o.limit:   # the limit's state and weights, as its rules give them
             try:
-                lim = C.make_limit(cfg, nodes=o.limit_nodes, norm_nodes=o.limit_norm_nodes)
+                lim = C.make_limit(cfg, nodes=o.limit_nodes, norm_nodes=o.limit_norm_nodes,
+                                   rule=o.limit_rule)
             except C.ConfigError as e:
                 raise GapFileError(f"{path}: the stored configuration has no limit ({e})") from None
             P = lim.size

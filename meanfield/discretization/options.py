@@ -53,6 +53,8 @@ class SweepOptions:
     limit_nodes, limit_norm_nodes : the limit's rules (nodes per coordinate of the initial
         law, per piece of the norm law); the limit with half as many of each gives the
         reference's error estimate
+    limit_rule : the limit's initial-law rule, "tensor" or "homogeneous" (ReLU, one block,
+        Gaussian laws: :func:`meanfield.limit.homogeneous_rule`)
     samples : "fixed" (members train on the configuration's ``data.n_train`` points),
         "fresh" (``data.n_train`` new points every step, the same for the reference and
         every member: against the limit their seed mean keeps that one stream's
@@ -77,6 +79,7 @@ class SweepOptions:
     limit_norm_nodes: int = 64
     samples: str = "fixed"
     interval: str = "jackknife"
+    limit_rule: str = "tensor"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -90,6 +93,7 @@ class SweepOptions:
         d["widths"] = tuple(tuple(int(x) for x in w) for w in d["widths"])
         d["reference_width"] = tuple(int(x) for x in d["reference_width"])
         d.setdefault("interval", "percentile")   # files written before the jackknife
+        d.setdefault("limit_rule", "tensor")     # files written before the homogeneous rule
         return cls(**d)
 
     @property
@@ -150,7 +154,7 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
                  n_projections: int = 64, bandwidth=None, n_boot: int = 1000,
                  level: float = 0.9, reference: str = "network", limit_nodes: int = 16,
                  limit_norm_nodes: int = 64, samples: str = "fixed",
-                 interval: str = "jackknife") -> SweepOptions:
+                 interval: str = "jackknife", limit_rule: str = "tensor") -> SweepOptions:
     """Check the options against the configuration ``cfg`` (resolved) and resolve them.
 
     ``widths``: a list of widths m (every block scaled with the configuration's widths:
@@ -166,6 +170,10 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
         raise SweepError(f"reference: expected one of {', '.join(REFERENCES)}, got {reference!r}")
     if interval not in INTERVALS:
         raise SweepError(f"interval: expected one of {', '.join(INTERVALS)}, got {interval!r}")
+    if limit_rule not in ("tensor", "homogeneous"):
+        raise SweepError(f"limit rule: expected tensor or homogeneous, got {limit_rule!r}")
+    if limit_rule != "tensor" and reference != "limit":
+        raise SweepError("limit rule: the rule of the limit's initial law needs --reference limit")
     if samples not in SAMPLES:
         raise SweepError(f"samples: expected one of {', '.join(SAMPLES)}, got {samples!r}")
     limit = reference == "limit"
@@ -180,8 +188,8 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
         if reference_width is not None:
             raise SweepError("reference width: the limit has no width; give it with a network "
                              "reference only")
-        try:
-            C.make_limit(cfg, nodes=2, norm_nodes=4)   # what it refuses, it refuses at any size
+        try:   # what it refuses, it refuses at any size
+            C.make_limit(cfg, nodes=2, norm_nodes=4, rule=limit_rule)
         except C.ConfigError as e:
             raise SweepError(f"--reference limit: {e}") from None
     base = list(cfg["model"]["widths"])
@@ -238,7 +246,8 @@ def make_options(cfg: dict, *, widths, seeds: int = 5, reference_width=None,
         raise SweepError(f"level: expected a number in (0, 1), got {level!r}")
     return SweepOptions(tuple(ws), seeds, ref, coupling, every, distance_size, n_projections,
                         None if bandwidth is None else float(bandwidth), n_boot, float(level),
-                        reference, int(limit_nodes), int(limit_norm_nodes), samples, interval)
+                        reference, int(limit_nodes), int(limit_norm_nodes), samples, interval,
+                        limit_rule)
 
 
 def reference_config(cfg: dict, opts: SweepOptions) -> dict:

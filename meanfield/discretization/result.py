@@ -165,7 +165,8 @@ class GapResult:
         if not o.limit:
             return str(list(o.reference_width))
         nodes = "" if self.reference is None else f"{self.reference.weights.size} nodes, "
-        return (f"the limit ({nodes}rules of {o.limit_nodes} and {o.limit_norm_nodes} nodes)")
+        rule = ", homogeneous rule" if o.limit_rule == "homogeneous" else ""
+        return (f"the limit ({nodes}rules of {o.limit_nodes} and {o.limit_norm_nodes} nodes{rule})")
 
     def to_dataframe(self) -> pandas.DataFrame:
         """The members' gaps as a pandas DataFrame indexed by (width, seed, t)

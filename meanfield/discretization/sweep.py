@@ -133,9 +133,11 @@ def run_limit_reference(cfg: dict, opts: SweepOptions) -> Trace:
     its law) and the error estimate (the same integration with half the nodes per
     rule: initial law, norm law and, for smooth activations, directions)."""
     exp = reference_experiment(cfg, opts)
-    lim = C.make_limit(cfg, nodes=opts.limit_nodes, norm_nodes=opts.limit_norm_nodes)
+    lim = C.make_limit(cfg, nodes=opts.limit_nodes, norm_nodes=opts.limit_norm_nodes,
+                       rule=opts.limit_rule)
     coarse = C.make_limit(cfg, nodes=max(2, opts.limit_nodes // 2),
-                          norm_nodes=max(4, opts.limit_norm_nodes // 2), direction_nodes=32)
+                          norm_nodes=max(4, opts.limit_norm_nodes // 2), direction_nodes=32,
+                          rule=opts.limit_rule)
     norms = np.linalg.norm(exp.test.X, axis=1)
     rows = {"step": [], "t": [], "theta": [], "outputs": [], "loss": [], "fine": [],
             "features": [], "clouds": []}
@@ -274,7 +276,8 @@ def run_width(cfg: dict, opts: SweepOptions, w: int, trace: Trace) -> dict:
     for k in ("feature", "coupling", "w2", "sliced_w2", "mmd2"):
         res[k] = np.full((S, T, L), np.nan)
     if opts.limit:   # the limit's clouds, drawn by its weights
-        lim = C.make_limit(cfg, nodes=opts.limit_nodes, norm_nodes=opts.limit_norm_nodes)
+        lim = C.make_limit(cfg, nodes=opts.limit_nodes, norm_nodes=opts.limit_norm_nodes,
+                           rule=opts.limit_rule)
         lim_idx = [limit_indices(w, n, l)[:n] for l, (_, w) in enumerate(lim.clouds(lim.y0))]
     else:
         ref_idx = [distance_indices(M, n, l)[:n] for l, M in enumerate(opts.reference_width)]
@@ -502,7 +505,7 @@ def sweep(config: dict | str | os.PathLike[str], *, widths: str | Sequence,
           distance_size: int | None = None, n_projections: int = 64,
           bandwidth: float | None = None, n_boot: int = 1000, level: float = 0.9,
           reference: str = "network", limit_nodes: int = 16, limit_norm_nodes: int = 64,
-          samples: str = "fixed", interval: str = "jackknife",
+          samples: str = "fixed", interval: str = "jackknife", limit_rule: str = "tensor",
           path: str | os.PathLike[str] | None = None, overwrite: bool = False,
           scheduler: str | None = None, workers: int | None = None,
           progress: bool | None = None, overrides: Sequence[str] = ()) -> GapResult:
@@ -528,7 +531,7 @@ def sweep(config: dict | str | os.PathLike[str], *, widths: str | Sequence,
                       distance_size=distance_size, n_projections=n_projections,
                       bandwidth=bandwidth, n_boot=n_boot, level=level, reference=reference,
                       limit_nodes=limit_nodes, limit_norm_nodes=limit_norm_nodes,
-                      samples=samples, interval=interval)
+                      samples=samples, interval=interval, limit_rule=limit_rule)
     return _execute(res, path, overwrite, scheduler, workers, progress, new=True)
 
 
