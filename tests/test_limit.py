@@ -140,19 +140,28 @@ def test_loss_at_t0_against_an_independent_quadrature():
 
 def test_energy_identity_and_conservation():
     law, lim = _limit(5)
+    _check_energy_identity(lim)
+    # v² − r² − c² per node: conserved by the exact flow, Euler drifts by O(dt²) per step
+    drift = _conservation_drift(lim, "euler", (0.02, 0.01))
+    assert drift[1] < 0.6 * drift[0]          # first order in dt over a fixed time
+    assert _conservation_drift(lim, "rk4", (0.02,))[0] < 1e-7
+
+
+def _check_energy_identity(lim):
+    """−dL/dt = Σ w |V|² / η at y0, against a centred finite difference along the flow."""
     L0, V = lim.velocity()
-    # −dL/dt = Σ w |V|² / η, against a centred finite difference along the flow
     h = 1e-5
     dL = (lim.loss(lim.y0 + h * V) - lim.loss(lim.y0 - h * V)) / (2 * h)
     assert -dL == pytest.approx(lim.dissipation(V), rel=1e-7)
-    # v² − r² − c² per node: conserved by the exact flow, Euler drifts by O(dt²) per step
-    drift = []
-    for dt in (0.02, 0.01):
-        st = solvers.solve(lim, lim.y0, method="euler", dt=dt, stop=solvers.Stop(t_end=1.0))
-        drift.append(np.max(np.abs(lim.conserved(st.y) - lim.conserved(lim.y0))))
-    assert drift[1] < 0.6 * drift[0]          # first order in dt over a fixed time
-    st = solvers.solve(lim, lim.y0, method="rk4", dt=0.02, stop=solvers.Stop(t_end=1.0))
-    assert np.max(np.abs(lim.conserved(st.y) - lim.conserved(lim.y0))) < 1e-7
+
+
+def _conservation_drift(lim, method, dts) -> list:
+    """max over nodes of |Δ(v² − r² − c²)| after integrating to t = 1 with each dt."""
+    out = []
+    for dt in dts:
+        st = solvers.solve(lim, lim.y0, method=method, dt=dt, stop=solvers.Stop(t_end=1.0))
+        out.append(np.max(np.abs(lim.conserved(st.y) - lim.conserved(lim.y0))))
+    return out
 
 
 def test_refinement_converges():
@@ -473,16 +482,10 @@ def test_the_homogeneous_rule_follows_the_tensor_rule():
     Ft = ten.profile(st.y)
     dist = lambda a, b: math.sqrt(np.dot(ten.wrho, (a - b) ** 2))
     assert dist(F[24], Ft) < 1e-6 and dist(F[8], Ft) > 1e-5 and dist(Ft, ten.profile(ten.y0)) > 0.1
-    L0, V = hom.velocity()
-    h = 1e-5
-    dL = (hom.loss(hom.y0 + h * V) - hom.loss(hom.y0 - h * V)) / (2 * h)
-    assert -dL == pytest.approx(hom.dissipation(V), rel=1e-7)
+    _check_energy_identity(hom)
     # RK4 conserves v² − r² − c² to fourth order (4.7e-7 and 2.8e-8 with dt = 0.02, 0.01:
     # the largest drift is at a direction near r = c = 0, where c crosses the kink)
-    drift = []
-    for dt in (0.02, 0.01):
-        st = solvers.solve(hom, hom.y0, method="rk4", dt=dt, stop=solvers.Stop(t_end=1.0))
-        drift.append(np.max(np.abs(hom.conserved(st.y) - hom.conserved(hom.y0))))
+    drift = _conservation_drift(hom, "rk4", (0.02, 0.01))
     assert drift[1] < 1e-7 and drift[1] < drift[0] / 8
     (cloud, p), = hom.clouds(hom.y0)
     assert cloud.shape == (hom.n * 8, 3) and p.sum() == pytest.approx(1.0, rel=1e-6)
