@@ -448,7 +448,8 @@ def gap_width_figure(res: GapResult, fig: Figure | None = None) -> Figure:
            "the exact limit (f_M: the limit's f)")
     fig.suptitle(f"{gap_label(res)}\ngap to {ref} against the width ({o.seeds} seeds, "
                  f"{o.coupling} coupling"
-                 + (", " + SAMPLE_NOTES[o.samples] if SAMPLE_NOTES[o.samples] else "") + ")", fontsize=10)
+                 + (", " + SAMPLE_NOTES[o.samples] if SAMPLE_NOTES[o.samples] else "") + ")",
+                 fontsize=10)
     if missing:
         fig.supxlabel("zero or undefined at the first and last gap times (no panel): " + "; ".join(missing),
                       fontsize=8)
@@ -534,7 +535,7 @@ def bias_axes(res: GapResult, ax: Axes | None = None, times: Sequence[int] | Non
             ax.errorbar(x[sig], b[sig], yerr=np.minimum(2 * e[sig], 0.999 * b[sig]), fmt="o",
                         ms=4, color=c, capsize=2, label=lab)
             lab = None
-        up = ~sig & np.isfinite(e)
+        up = ~sig & np.isfinite(e) & (b + 2 * e > 0)   # a log axis shows positive bounds
         if up.any():
             ax.plot(x[up], b[up] + 2 * e[up], "v", ms=5, mfc="none", color=c,
                     label=(lab or f"t = {res.t[j]:.4g}") + ": upper bounds")
@@ -576,7 +577,7 @@ def samples_axes(results: Sequence[GapResult], ax: Axes | None = None, time: int
         sig = b > 2 * e
         ax.errorbar(x[sig], b[sig], yerr=np.minimum(2 * e[sig], 0.999 * b[sig]), fmt="-o", ms=4,
                     color=c, capsize=2, label=f"N = {n}")
-        up = ~sig & np.isfinite(e)
+        up = ~sig & np.isfinite(e) & (b + 2 * e > 0)
         if up.any():
             ax.plot(x[up], b[up] + 2 * e[up], "v", ms=5, mfc="none", color=c)
     ax.set_xscale("log")

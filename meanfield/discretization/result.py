@@ -256,8 +256,8 @@ class GapResult:
     def bias_squared(self) -> tuple:
         """``(B, se)``, both (W, T): the unbiased estimate of ‖E f_m − f_M‖² (the squared
         bias of width m's seed-averaged function, L² over the test sample, without the
-        noise that averaging the seeds leaves; it can be negative) and its jackknife
-        standard error over seeds (:func:`.rates.bias_squared`), NaN for widths not done."""
+        noise that averaging the seeds leaves; it can be negative) and its standard error
+        (Hoeffding's, :func:`.rates.bias_squared`), NaN for widths not done."""
         W, T = self.options.W, len(self.t)
         B, se = np.full((W, T), np.nan), np.full((W, T), np.nan)
         if self.reference is None:
@@ -275,8 +275,8 @@ class GapResult:
 
         Rates: the RMS gap of single networks ("function"), the gap of the seed-averaged
         function ("bias"), the bias without the seeds' noise ("bias_debiased",
-        :func:`.rates.fit_debiased_bias_rate`), the feature and coupling gaps per block; against the effective
-        width (1/m ∓ 1/M)⁻¹ of the first block (see :func:`.rates.effective_widths`).
+        :func:`.rates.fit_debiased_bias_rate`), the feature and coupling gaps per block;
+        against the effective width (1/m ∓ 1/M)⁻¹ of the first block (see :func:`.rates.effective_widths`).
         A time where a measure is zero or not finite for some member gets NaN.
         Extrapolation: the seed-mean test loss at every time (Richardson, in 1/m or 1/√m,
         whichever fits better) against the reference's; at the last time, f on the test
