@@ -784,6 +784,20 @@ class _Field:
         """The population loss ½ E_ρ (F(ρ) − g(ρ))²."""
         return self.loss_of(self.profile(y))
 
+    def velocity_norms(self, velocity) -> np.ndarray:
+        """(L,) each block's velocity in L²(ν): √(Σ_i w_i ‖V_i‖²) over its groups (the
+        output bias apart), what :class:`meanfield.record.Recorder` writes as
+        ``velocity_norm`` (for a network, √((1/m) Σ_i ‖V_i‖²): the same with weights
+        1/m).  With unit time scales, Σ_l norm_l² (+ V_b²) is the dissipation."""
+        out = np.zeros(self.L)
+        for g in self.groups:
+            if g.name == "out.b":
+                continue
+            V = g.view(velocity)
+            out[int(g.name.split(".")[0]) - 1] += float(np.dot(self._group_weights(g),
+                                                               np.sum(V * V, axis=1)))
+        return np.sqrt(out)
+
     def dissipation(self, velocity, scales=None) -> float:
         """−dL/dt along the flow at ``velocity`` (the field's output at a state)."""
         scales = self.default_scales() if scales is None else np.asarray(scales)
@@ -824,6 +838,8 @@ class TwoLayerLimit(_Field):
     While r and c do not move (u and c frozen, the [SL] depth-2 learner), the averages
     of every (node, norm node) pair are computed once and kept (3 n K numbers).
     """
+
+    L = 1   # blocks (what a recorder's velocity norms are per)
 
     def __init__(self, d: int, law, target, *, nodes: int = 16, norm_nodes: int = 64,
                  u_init=None, c_init=None, v_init=None, bias: bool = True,
@@ -1007,6 +1023,8 @@ class ThreeLayerLimit(_Field):
     that order, with fixed weights ``w1`` (n₁,) and ``w2`` (n₂,); groups named as the
     network's, so stages, time scales and projections address them the same way.
     """
+
+    L = 2   # blocks
 
     def __init__(self, d: int, law, target, *, k: int = 1, nodes: int = 16, norm_nodes: int = 64,
                  init=None, activation: str = "relu", activation2: str = "relu",

@@ -497,3 +497,31 @@ def test_the_homogeneous_rule_follows_the_tensor_rule():
                          u_init=mf.init.Sphere(1.0))
     with pytest.raises(ValueError, match="rule: expected one of tensor, homogeneous"):
         LM.TwoLayerLimit(d, law, mf.ReluNorm(1.0), rule="polar")
+
+
+def test_a_memory_recorder_records_the_limit():
+    """The limit is a velocity field like any other: the run loop with a
+    :class:`MemoryRecorder` keeps its population loss, its states and its blocks'
+    velocity norms in L²(ν), whose squares add up to the dissipation (unit time scales,
+    no output bias), for one block and for two."""
+    from meanfield.experiment import drive
+    from meanfield.record import MemoryRecorder
+
+    record = {"series_every": 2, "snapshot_every": 4, "checkpoint_every": 4, "test_every": 2}
+    law, two = _limit(5, nodes=4)
+    three = LM.ThreeLayerLimit(4, mf.Radial(4, stats.uniform(0.5, 1.5)), mf.ReluNorm(1.0),
+                               nodes=3, norm_nodes=8,
+                               init={"1.v": mf.init.Gaussian(1.0, 0.5)})
+    for lim in (two, three):
+        rec = MemoryRecorder(lim, record)
+        final, status, _ = drive(lim, lim.y0, hooks=(rec,), every=rec.every(), method="euler",
+                                 dt=0.1, stop=solvers.Stop(steps=8))
+        assert status == "complete" and rec.series["step"] == [0, 2, 4, 6, 8]
+        assert rec.snapshots["step"] == [0, 4, 8]
+        assert np.array_equal(rec.snapshots["theta"][-1], final.y)
+        assert rec.series["loss"][-1] == pytest.approx(lim.loss(final.y), rel=1e-12)
+        # at step 8: at t = 0 the [RZG] first block stands still (w has mean 0, so Γ = 0)
+        vn = np.asarray(rec.series["velocity_norm"][-1])
+        assert vn.shape == (lim.L,) and np.all(vn > 0)
+        _, V = lim.velocity(final.y)
+        assert np.sum(vn ** 2) == pytest.approx(lim.dissipation(V), rel=1e-12)
