@@ -481,9 +481,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--limit-norm-nodes", type=int, metavar="N", help="the limit's nodes per piece "
                    "of its norm law (default 64)")
     g.add_argument("--limit-rule", choices=["tensor", "homogeneous"],
-                   help="the limit's initial-law rule: a tensor product (default) or, for ReLU "
-                   "networks of one block with Gaussian laws, the homogeneous rule (the radial "
-                   "coordinate integrated out; 4*N^2 nodes for --limit-nodes N)")
+                   help="the rule of the limit's first-block initial law: a tensor product "
+                   "(default) or, for a ReLU first block with Gaussian laws (and bottleneck 1), "
+                   "the homogeneous rule (the radial coordinate integrated out; 4*N^2 nodes "
+                   "for --limit-nodes N)")
     g.add_argument("--samples", choices=["fixed", "fresh", "independent"],
                    help="train on the configured sample (default), on data.n_train fresh points "
                    "every step shared by all members (fresh), or on each member's own fresh "

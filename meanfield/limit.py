@@ -612,7 +612,7 @@ def homogeneous_rule(d: int, u_init, c_init, v_init, n: int, bias: bool = True,
     cos α (cos β, sin β) (``2n`` nodes in β ∈ (−π/2, π/2)), dS = cos α dα dβ; W by a
     generalised Gauss–Laguerre rule in λ²q/2 (exact in closed form for centred laws).
     Needs Gaussian laws: u ~ N(0, s²I) (r = s χ_d), c and v Gaussian with std > 0 (any
-    mean).  The weights integrate λ² (Σ W = E‖θ‖², tested), so they are not a
+    mean), or c = 0 at the start (then the directions are those of (r, 0, v), D = 2).  The weights integrate λ² (Σ W = E‖θ‖², tested), so they are not a
     probability: :meth:`TwoLayerLimit.clouds` samples the law itself, with
     ``radial_nodes`` Gauss nodes of λ given ω per direction.
 
@@ -631,6 +631,8 @@ def homogeneous_rule(d: int, u_init, c_init, v_init, n: int, bias: bool = True,
     xa, wa = np.polynomial.legendre.leggauss(n)
     xb, wb = np.polynomial.legendre.leggauss(2 * n)
     beta, wbeta = 0.5 * math.pi * xb, 0.5 * math.pi * wb
+    if bias and isinstance(c_init, I.Constant) and c_init.value == 0:
+        bias = False   # c starts at 0 (and moves): the directions of (r, 0, v), D = 2
     if bias:
         mc, sc = _gaussian_parts(c_init, "1.c")
         half = 0.25 * math.pi * (xa + 1.0)   # α ∈ (0, π/2): Gauss–Legendre on each side of 0
@@ -682,6 +684,15 @@ def homogeneous_rule(d: int, u_init, c_init, v_init, n: int, bias: bool = True,
     pj = pj / pj.sum(axis=1, keepdims=True)
     keep = wr > 0
     return wr[keep], wc[keep], wv[keep], W[keep], P[keep], lamj[keep], pj[keep]
+
+
+def _scaled_cloud(nodes, P, lam, plam):
+    """(points (n·J, p), probabilities (n·J,)): the law of a homogeneous rule's block,
+    each direction's node (n, p) scaled by its J radial nodes ``lam`` (n, J), with the
+    probabilities P (n,) of the directions times ``plam`` (n, J) of λ given each."""
+    n, J = lam.shape
+    pts = (nodes[:, None, :] * lam[:, :, None]).reshape(n * J, nodes.shape[1])
+    return pts, (P[:, None] * plam).ravel()
 
 
 def _vector_rule(law, k: int, n: int, what: str, kink_at_zero: bool = False):
@@ -984,11 +995,8 @@ class TwoLayerLimit(_Field):
         cols = [col for col, g in zip((r, c, v), self.groups[:3]) if g.trainable]
         if self._radial is None:
             return [(np.stack(cols, axis=1) if cols else np.zeros((self.n, 0)), self.w)]
-        P, lam, plam = self._radial
-        J = lam.shape[1]
-        pts = (np.stack(cols, axis=1)[:, None, :] * lam[:, :, None]).reshape(self.n * J, -1) \
-            if cols else np.zeros((self.n * J, 0))
-        return [(pts, (P[:, None] * plam).ravel())]
+        pts = np.stack(cols, axis=1) if cols else np.zeros((self.n, 0))
+        return [_scaled_cloud(pts, *self._radial)]
 
 
 # ----------------------------------------------------------------------------------
@@ -1018,6 +1026,9 @@ class ThreeLayerLimit(_Field):
         activation);  output : ψ ("identity" or "clip01")
     bias : whether both blocks have biases;  out_bias : an output bias b₀ (starts at 0)
     frozen : names of groups that do not move ("1.u" … "2.v", "out.b")
+    rule : the first block's initial-law rule, "tensor" or "homogeneous" (ReLU, Gaussian
+        laws and k = 1: (r, c, v) is 2-homogeneous in the first block as in
+        :class:`TwoLayerLimit`, since G depends on ρ only; :func:`homogeneous_rule`)
 
     State: (r (n₁,), c (n₁,), v (n₁, k), a (n₂, k), b (n₂,), w (n₂,), [b₀]) flattened in
     that order, with fixed weights ``w1`` (n₁,) and ``w2`` (n₂,); groups named as the
@@ -1029,7 +1040,9 @@ class ThreeLayerLimit(_Field):
     def __init__(self, d: int, law, target, *, k: int = 1, nodes: int = 16, norm_nodes: int = 64,
                  init=None, activation: str = "relu", activation2: str = "relu",
                  bias: bool = True, out_bias: bool = False, frozen=(),
-                 direction_nodes: int = 64, output: str = "identity"):
+                 direction_nodes: int = 64, output: str = "identity", rule: str = "tensor"):
+        if rule not in RULES:
+            raise ValueError(f"rule: expected one of {', '.join(RULES)}, got {rule!r}")
         if output not in OUTPUTS:
             raise ValueError(f"the limit solver supports the outputs {', '.join(OUTPUTS)}, not {output!r}")
         d, k = int(d), int(k)
@@ -1055,10 +1068,20 @@ class ThreeLayerLimit(_Field):
                 "2.u": I.Gaussian(1 / math.sqrt(k)), "2.c": I.Gaussian(1.0), "2.v": I.Gaussian(1.0)}
         laws.update(init or {})
         zero = (np.zeros((1, 1)), np.ones(1))
-        r = _radius_rule(laws["1.u"], d, nodes)
-        c = _vector_rule(laws["1.c"], 1, nodes, "1.c", kink_at_zero=True) if bias else zero
-        v = _vector_rule(laws["1.v"], k, nodes, "1.v")
-        x1, self.w1 = _tensor((r[0][:, None], r[1]), c, v)
+        self.rule, self._radial = rule, None
+        if rule == "homogeneous":
+            if self.code1 != RELU or k != 1:
+                raise ValueError(f"the homogeneous rule needs a ReLU first block with k = 1 "
+                                 f"(here {activation!r}, k = {k}; use the tensor rule)")
+            r, c, v, self.w1, P, lam, plam = homogeneous_rule(d, laws["1.u"], laws["1.c"],
+                                                              laws["1.v"], nodes, bias)
+            x1 = np.stack([r, c, v], axis=1)
+            self._radial = (P, lam, plam)
+        else:
+            r = _radius_rule(laws["1.u"], d, nodes)
+            c = _vector_rule(laws["1.c"], 1, nodes, "1.c", kink_at_zero=True) if bias else zero
+            v = _vector_rule(laws["1.v"], k, nodes, "1.v")
+            x1, self.w1 = _tensor((r[0][:, None], r[1]), c, v)
         a = _vector_rule(laws["2.u"], k, nodes, "2.u")
         b = _vector_rule(laws["2.c"], 1, nodes, "2.c", kink_at_zero=True) if bias else zero
         wv = _vector_rule(laws["2.v"], 1, nodes, "2.v")
@@ -1161,4 +1184,6 @@ class ThreeLayerLimit(_Field):
         for blk, (wts, n) in enumerate(((self.w1, self.n1), (self.w2, self.n2))):
             keep = [x for x, g in zip(cols[blk], self.groups[3 * blk:3 * blk + 3]) if g.trainable]
             out.append((np.concatenate(keep, axis=1) if keep else np.zeros((n, 0)), wts))
+        if self._radial is not None:   # the first block's law: each direction times λ | ω
+            out[0] = _scaled_cloud(out[0][0], *self._radial)
         return out

@@ -286,8 +286,9 @@ def test_a_sweep_against_the_limit_on_the_homogeneous_rule(tmp_path, capsys):
     assert np.all(diff < 2 * (ten.reference.error + res.reference.error) + 1e-15)
     with pytest.raises(SweepError, match="limit rule: the rule of the limit's initial law needs"):
         sweep(TOML, widths=[16, 32], limit_rule="homogeneous")
-    with pytest.raises(SweepError, match="homogeneous rule reduces one-block networks"):
-        sweep(preset_text("relu-norm-3layer"), widths=[8, 16], limit_rule="homogeneous", **RULES)
+    with pytest.raises(SweepError, match="homogeneous rule reduces a first block with k = 1, not 2"):
+        sweep(preset_text("relu-norm-3layer"), widths=[8, 16], limit_rule="homogeneous",
+              overrides=["model.bottleneck=[2]"], **RULES)
     capsys.readouterr()
     assert cli.main(["gap", "--resume", str(path), "--limit-rule", "tensor"]) == 2
     assert "--resume takes the gap file only" in capsys.readouterr().err

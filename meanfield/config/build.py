@@ -203,8 +203,8 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64, direction_nodes
     :class:`meanfield.limit.ThreeLayerLimit` for two; docs/math.md §8), with ``nodes``
     nodes per coordinate of its initial-law rules, ``norm_nodes`` per piece of its
     norm rule and ``direction_nodes`` in its direction rule (smooth first blocks).
-    ``rule``: the initial law's rule of a one-block network, "tensor" or "homogeneous"
-    (ReLU and Gaussian laws; :func:`meanfield.limit.homogeneous_rule`).
+    ``rule``: the first block's initial-law rule, "tensor" or "homogeneous" (ReLU,
+    Gaussian laws, bottleneck 1; :func:`meanfield.limit.homogeneous_rule`).
     ConfigError naming the key when the configuration is not a problem the limit
     solver reduces: a mean-field network of one or two blocks with the squared
     loss, a radial law (a heavy-tailed one only under bounded features) and target, a
@@ -244,9 +244,9 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64, direction_nodes
             raise ConfigError(f"{key}: {e}") from None
     if rule not in RULES:
         raise ConfigError(f"limit rule: expected one of {', '.join(RULES)}, got {rule!r}")
-    if rule == "homogeneous" and L == 2:
-        raise ConfigError("model.widths: the homogeneous rule reduces one-block networks; "
-                          "a two-block network takes the tensor rule")
+    if rule == "homogeneous" and L == 2 and mc["bottleneck"][0] != 1:
+        raise ConfigError(f"model.bottleneck: the homogeneous rule reduces a first block with "
+                          f"k = 1, not {mc['bottleneck'][0]} (use the tensor rule)")
     if rule == "homogeneous" and mc["activations"][0] != "relu":
         raise ConfigError(f"model.activations: the homogeneous rule needs a 2-homogeneous "
                           f"activation (relu), not {mc['activations'][0]!r}")
@@ -258,7 +258,7 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64, direction_nodes
                       for p, law_ in init_laws(cfg, l).items()},
                 activation=mc["activations"][0], activation2=mc["activations"][1],
                 bias=mc["bias"], out_bias=mc["out_bias"], frozen=frozen,
-                direction_nodes=direction_nodes, output=mc["output"])
+                direction_nodes=direction_nodes, output=mc["output"], rule=rule)
         return TwoLayerLimit(mc["d"], law, target, nodes=nodes, activation=mc["activations"][0],
                              direction_nodes=direction_nodes, output=mc["output"],
                              norm_nodes=norm_nodes, u_init=laws["u"], c_init=laws["c"],

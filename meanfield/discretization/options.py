@@ -53,8 +53,9 @@ class SweepOptions:
     limit_nodes, limit_norm_nodes : the limit's rules (nodes per coordinate of the initial
         law, per piece of the norm law); the limit with half as many of each gives the
         reference's error estimate
-    limit_rule : the limit's initial-law rule, "tensor" or "homogeneous" (ReLU, one block,
-        Gaussian laws: :func:`meanfield.limit.homogeneous_rule`)
+    limit_rule : the rule of the limit's first-block initial law, "tensor" or
+        "homogeneous" (ReLU, Gaussian laws, bottleneck 1 for two blocks:
+        :func:`meanfield.limit.homogeneous_rule`)
     samples : "fixed" (members train on the configuration's ``data.n_train`` points),
         "fresh" (``data.n_train`` new points every step, the same for the reference and
         every member: against the limit their seed mean keeps that one stream's
