@@ -585,13 +585,12 @@ def initial_rule(d: int, u_init, c_init, v_init, n: int, bias: bool = True):
 RULES = ("tensor", "homogeneous")
 
 
-def _gaussian_parts(law, what: str, allow_mean: bool = True):
+def _gaussian_parts(law, what: str):
     """(mean, std) of a Gaussian initial law with std > 0, or ValueError naming why the
     homogeneous rule cannot take it."""
-    if not isinstance(law, I.Gaussian) or not law.std > 0 or (law.mean != 0 and not allow_mean):
-        need = "a Gaussian of mean 0" if not allow_mean else "a Gaussian with std > 0"
-        raise ValueError(f"the homogeneous rule needs {need} for {what}, not {law!r} "
-                         "(use the tensor rule)")
+    if not isinstance(law, I.Gaussian) or not law.std > 0:
+        raise ValueError(f"the homogeneous rule needs a Gaussian with std > 0 for {what}, not "
+                         f"{law!r} (use the tensor rule)")
     return float(law.mean), float(law.std)
 
 
@@ -612,9 +611,12 @@ def homogeneous_rule(d: int, u_init, c_init, v_init, n: int, bias: bool = True,
     cos α (cos β, sin β) (``2n`` nodes in β ∈ (−π/2, π/2)), dS = cos α dα dβ; W by a
     generalised Gauss–Laguerre rule in λ²q/2 (exact in closed form for centred laws).
     Needs Gaussian laws: u ~ N(0, s²I) (r = s χ_d), c and v Gaussian with std > 0 (any
-    mean), or c = 0 at the start (then the directions are those of (r, 0, v), D = 2).  The weights integrate λ² (Σ W = E‖θ‖², tested), so they are not a
-    probability: :meth:`TwoLayerLimit.clouds` samples the law itself, with
-    ``radial_nodes`` Gauss nodes of λ given ω per direction.
+    mean), or c = 0 at the start (then the directions are those of (r, 0, v), D = 2).
+    The weights integrate λ² (Σ W = E‖θ‖², tested), so they are not a probability: the
+    limits' ``clouds`` sample the law itself, with ``radial_nodes`` Gauss nodes of λ
+    given ω per direction.  Only a flow that commutes with scaling keeps the reduction
+    exact: a projection of the first block (a ball of radius R is not homogeneous) or
+    noise does not, and :func:`meanfield.config.make_limit` refuses them with this rule.
 
     Returns (r, c, v, W, probability weights P (n_dir,), radial nodes (n_dir, J), radial
     probabilities (n_dir, J)): the nodes on the unit sphere, W the λ²-weights, P the

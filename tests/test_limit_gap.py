@@ -286,6 +286,10 @@ def test_a_sweep_against_the_limit_on_the_homogeneous_rule(tmp_path, capsys):
     assert np.all(diff < 2 * (ten.reference.error + res.reference.error) + 1e-15)
     with pytest.raises(SweepError, match="limit rule: the rule of the limit's initial law needs"):
         sweep(TOML, widths=[16, 32], limit_rule="homogeneous")
+    with pytest.raises(SweepError, match="a projection of the first block does not commute "
+                                         "with scaling"):
+        sweep(TOML, widths=[16, 32], limit_rule="homogeneous", **RULES, overrides=[
+            'stages=[{projections=[{kind="ball", groups=["1.u"], radius=1.0, per="particle"}]}]'])
     with pytest.raises(SweepError, match="homogeneous rule reduces a first block with k = 1, not 2"):
         sweep(preset_text("relu-norm-3layer"), widths=[8, 16], limit_rule="homogeneous",
               overrides=["model.bottleneck=[2]"], **RULES)

@@ -247,6 +247,14 @@ def make_limit(cfg: dict, nodes: int = 16, norm_nodes: int = 64, direction_nodes
     if rule == "homogeneous" and L == 2 and mc["bottleneck"][0] != 1:
         raise ConfigError(f"model.bottleneck: the homogeneous rule reduces a first block with "
                           f"k = 1, not {mc['bottleneck'][0]} (use the tensor rule)")
+    if rule == "homogeneous":
+        for i, st in enumerate(cfg["stages"]):
+            for j, pr in enumerate(st["projections"]):
+                if any(solvers.match_groups([solvers.Group(g, 0, (1, 1))], [pat])
+                       for g in ("1.u", "1.c", "1.v") for pat in pr["groups"]):
+                    raise ConfigError(f"stages[{i}].projections[{j}]: a projection of the first "
+                                      "block does not commute with scaling, which the "
+                                      "homogeneous rule needs (use the tensor rule)")
     if rule == "homogeneous" and mc["activations"][0] != "relu":
         raise ConfigError(f"model.activations: the homogeneous rule needs a 2-homogeneous "
                           f"activation (relu), not {mc['activations'][0]!r}")
