@@ -128,6 +128,9 @@ def test_debiased_squared_bias_against_brute_force_and_its_expectation():
     brute = np.array([np.mean([np.mean(D[w, s] * D[w, t]) for s, t in pairs])
                       for w in range(len(WIDTHS))])
     assert np.allclose(B, brute, rtol=1e-12, atol=1e-15)
+    # the delete-one-seed values the rate's jackknife uses, against deleting each seed
+    deleted = np.array([R.bias_squared(np.delete(f, s, axis=1), ref)[0] for s in range(S)])
+    assert np.allclose(R._delete_one(R._pair_products(f, ref)), deleted, rtol=1e-12, atol=1e-15)
     # the same as ‖f̄ − f_M‖² − mean_x Var_s / S
     direct = np.mean(D.mean(axis=1) ** 2, axis=-1) - np.mean(D.var(axis=1, ddof=1), axis=-1) / S
     assert np.allclose(B, direct, rtol=1e-10, atol=1e-15)

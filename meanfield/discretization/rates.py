@@ -181,6 +181,27 @@ def fit_bias_rate(widths, f_members, f_reference, *, M=None, coupling: str = "su
                    width_label(M, coupling), interval)
 
 
+def _pair_products(f_members, f_reference) -> np.ndarray:
+    """(W, S, S) h(s, s') = mean_x D_s D_s' per width, D_s = f_s − f_M (checked shapes)."""
+    f = np.asarray(f_members, dtype=float)
+    ref = np.asarray(f_reference, dtype=float)
+    if f.ndim != 3 or f.shape[1] < 2 or f.shape[2] != ref.shape[0]:
+        raise ValueError(f"f_members must be (W, S, N) with S >= 2 and N = {ref.shape[0]}, "
+                         f"got {f.shape}")
+    D = f - ref
+    return np.einsum("wsn,wtn->wst", D, D) / D.shape[2]
+
+
+def _delete_one(G) -> np.ndarray:
+    """(S, W) B without seed s, from the pair products G (W, S, S): the pairs that do
+    not involve s, (Σ_{t≠t'} h − 2 Σ_{t≠s} h(s, t)) / ((S − 1)(S − 2))."""
+    S = G.shape[1]
+    diag = np.einsum("wss->ws", G)
+    total = G.sum(axis=(1, 2)) - diag.sum(axis=1)             # (W,)
+    rows = G.sum(axis=2) - diag                                # (W, S)
+    return ((total[:, None] - 2 * rows) / ((S - 1) * (S - 2))).T
+
+
 def bias_squared(f_members, f_reference) -> tuple:
     """The squared bias of the seed-averaged function, without the seeds' noise.
 
@@ -200,17 +221,12 @@ def bias_squared(f_members, f_reference) -> tuple:
     averaging S seeds leaves, which decay like 1/(S m) and hide a bias of order 1/m
     unless S ≫ m.
     """
-    f = np.asarray(f_members, dtype=float)
-    ref = np.asarray(f_reference, dtype=float)
-    if f.ndim != 3 or f.shape[1] < 2 or f.shape[2] != ref.shape[0]:
-        raise ValueError(f"f_members must be (W, S, N) with S >= 2 and N = {ref.shape[0]}, "
-                         f"got {f.shape}")
-    D = f - ref
-    W, S, N = D.shape
+    G = _pair_products(f_members, f_reference)
+    W, S, _ = G.shape
     B, se = np.empty(W), np.full(W, np.nan)
     off = ~np.eye(S, dtype=bool)
     for w in range(W):
-        h = (D[w] @ D[w].T / N)[off].reshape(S, S - 1)   # row s: h(s, s') for s' ≠ s
+        h = G[w][off].reshape(S, S - 1)   # row s: h(s, s') for s' ≠ s
         B[w] = h.mean()
         if S < 3:
             continue
@@ -277,8 +293,9 @@ def fit_debiased_bias_rate(widths, f_members, f_reference, *, M=None,
     beta, C = weighted_power_fit(x, B, se)
     if not math.isfinite(beta):
         return nan
-    jack = np.array([weighted_power_fit(x, bias_squared(np.delete(f, s, axis=1), f_reference)[0],
-                                     se)[0] for s in range(S)])
+    # B without each seed, from the pair products (one S × S matrix per width, not S)
+    jack = np.array([weighted_power_fit(x, b, se)[0]
+                     for b in _delete_one(_pair_products(f, f_reference))])
     if not np.all(np.isfinite(jack)):
         return RateFit(beta, C, math.nan, math.nan, level, 0, width_label(M, coupling), "jackknife")
     sej = float(np.sqrt((S - 1) / S * np.sum((jack - jack.mean()) ** 2)))
