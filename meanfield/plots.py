@@ -510,6 +510,19 @@ def beta_axes(res: GapResult, ax: Axes | None = None) -> Axes:
     return ax
 
 
+def _bias_points(ax, x, b, e, color, label, fmt) -> None:
+    """Debiased squared biases ``b`` ± 2 standard errors ``e`` at ``x``: markers with bars
+    where b > 2e, upper bounds (▽ at b + 2e, when positive: a log axis) elsewhere."""
+    sig = b > 2 * e
+    if sig.any():
+        ax.errorbar(x[sig], b[sig], yerr=np.minimum(2 * e[sig], 0.999 * b[sig]), fmt=fmt, ms=4,
+                    color=color, capsize=2, label=label)
+    up = ~sig & np.isfinite(e) & (b + 2 * e > 0)
+    if up.any():
+        ax.plot(x[up], b[up] + 2 * e[up], "v", ms=5, mfc="none", color=color,
+                label=label + ": upper bounds")
+
+
 def bias_axes(res: GapResult, ax: Axes | None = None, times: Sequence[int] | None = None) -> Axes:
     """The squared bias of the seed-averaged function without the seeds' noise
     (:meth:`GapResult.bias_squared`: an unbiased estimate of ‖E f_m − f_M‖²) against the
@@ -528,17 +541,7 @@ def bias_axes(res: GapResult, ax: Axes | None = None, times: Sequence[int] | Non
     colors = [f"C{i % 10}" for i in range(len(times))]
     rate = res.rates.get("bias_debiased") if res.rates else None
     for c, j in zip(colors, times):
-        b, e = B[done, j], se[done, j]
-        sig = b > 2 * e
-        lab = f"t = {res.t[j]:.4g}"
-        if sig.any():
-            ax.errorbar(x[sig], b[sig], yerr=np.minimum(2 * e[sig], 0.999 * b[sig]), fmt="o",
-                        ms=4, color=c, capsize=2, label=lab)
-            lab = None
-        up = ~sig & np.isfinite(e) & (b + 2 * e > 0)   # a log axis shows positive bounds
-        if up.any():
-            ax.plot(x[up], b[up] + 2 * e[up], "v", ms=5, mfc="none", color=c,
-                    label=(lab or f"t = {res.t[j]:.4g}") + ": upper bounds")
+        _bias_points(ax, x, B[done, j], se[done, j], c, f"t = {res.t[j]:.4g}", "o")
         if rate is not None and np.isfinite(rate["beta"][j]):
             C, beta = rate["C"][j], rate["beta"][j]
             ax.plot(x, C * C * x ** (-2 * beta), "-", color=c, lw=1,
@@ -571,15 +574,8 @@ def samples_axes(results: Sequence[GapResult], ax: Axes | None = None, time: int
         if r.options.seeds < 3:
             raise ValueError(f"{r.path or 'a sweep'}: the bias's standard error needs 3 seeds or more")
         B, se = r.bias_squared()
-        b, e = B[done, time], se[done, time]
-        x = r.widths[done].astype(float)
-        c, n = f"C{i % 10}", int(r.config["data"]["n_train"])
-        sig = b > 2 * e
-        ax.errorbar(x[sig], b[sig], yerr=np.minimum(2 * e[sig], 0.999 * b[sig]), fmt="-o", ms=4,
-                    color=c, capsize=2, label=f"N = {n}")
-        up = ~sig & np.isfinite(e) & (b + 2 * e > 0)
-        if up.any():
-            ax.plot(x[up], b[up] + 2 * e[up], "v", ms=5, mfc="none", color=c)
+        _bias_points(ax, r.widths[done].astype(float), B[done, time], se[done, time],
+                     f"C{i % 10}", f"N = {int(r.config['data']['n_train'])}", "-o")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("width m")
@@ -587,7 +583,8 @@ def samples_axes(results: Sequence[GapResult], ax: Axes | None = None, time: int
     r0 = results[0]
     ax.set_title(f"{gap_label(r0)}\nsquared bias of the seed mean at t = {r0.t[time]:.4g} "
                  f"against m and N (▽: upper bounds, 2 se)", fontsize=8)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     return ax
 
 
