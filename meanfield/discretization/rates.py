@@ -221,7 +221,11 @@ def bias_squared(f_members, f_reference) -> tuple:
     averaging S seeds leaves, which decay like 1/(S m) and hide a bias of order 1/m
     unless S ≫ m.
     """
-    G = _pair_products(f_members, f_reference)
+    return _hoeffding(_pair_products(f_members, f_reference))
+
+
+def _hoeffding(G) -> tuple:
+    """(B, se) of :func:`bias_squared` from the pair products G (W, S, S)."""
     W, S, _ = G.shape
     B, se = np.empty(W), np.full(W, np.nan)
     off = ~np.eye(S, dtype=bool)
@@ -284,7 +288,8 @@ def fit_debiased_bias_rate(widths, f_members, f_reference, *, M=None,
 
     f = np.asarray(f_members, dtype=float)
     x = effective_widths(widths, M, coupling)
-    B, se = bias_squared(f, f_reference)
+    G = _pair_products(f, f_reference)
+    B, se = _hoeffding(G)
     S = f.shape[1]
     nan = RateFit(math.nan, math.nan, math.nan, math.nan, level, 0, width_label(M, coupling),
                   "jackknife")
@@ -293,9 +298,8 @@ def fit_debiased_bias_rate(widths, f_members, f_reference, *, M=None,
     beta, C = weighted_power_fit(x, B, se)
     if not math.isfinite(beta):
         return nan
-    # B without each seed, from the pair products (one S × S matrix per width, not S)
-    jack = np.array([weighted_power_fit(x, b, se)[0]
-                     for b in _delete_one(_pair_products(f, f_reference))])
+    # B without each seed, from the same pair products (one S × S matrix per width, not S)
+    jack = np.array([weighted_power_fit(x, b, se)[0] for b in _delete_one(G)])
     if not np.all(np.isfinite(jack)):
         return RateFit(beta, C, math.nan, math.nan, level, 0, width_label(M, coupling), "jackknife")
     sej = float(np.sqrt((S - 1) / S * np.sum((jack - jack.mean()) ** 2)))
